@@ -1,0 +1,557 @@
+// test_driver._core: the Python face of the C++ core. This layer converts
+// types, releases the GIL around every blocking call, translates errors and
+// attaches docstrings; the submodules in python/test_driver re-export it
+// under the reference's module names.
+#include <pybind11/functional.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <pybind11/stl/filesystem.h>
+
+#include <csignal>
+
+#include "test_driver/driver.h"
+#include "test_driver/errors.h"
+#include "test_driver/interrupt.h"
+#include "test_driver/logger.h"
+#include "test_driver/machine.h"
+#include "test_driver/polling_condition.h"
+#include "test_driver/retry.h"
+#include "test_driver/start_command.h"
+#include "test_driver/vlan.h"
+
+namespace py = pybind11;
+using namespace py::literals;
+
+namespace {
+
+using release_gil = py::call_guard<py::gil_scoped_release>;
+
+// A timeout as scripts give it: None, seconds, or a datetime.timedelta.
+std::optional<double> to_seconds(const py::object& value) {
+  if (value.is_none()) return std::nullopt;
+  if (py::hasattr(value, "total_seconds")) return value.attr("total_seconds")().cast<double>();
+  return value.cast<double>();
+}
+
+td::LogAttributes to_attributes(const py::object& attributes) {
+  td::LogAttributes out;
+  if (attributes.is_none()) return out;
+  for (auto item : attributes.cast<py::dict>()) out.emplace_back(py::str(item.first), py::str(item.second));
+  return out;
+}
+
+// A Python callable as a callback of the core: called with the GIL held;
+// its exceptions travel through C++ as error_already_set, unchanged.
+std::function<void()> to_callback(py::function f) {
+  return [f = std::move(f)] {
+    py::gil_scoped_acquire gil;
+    f();
+  };
+}
+
+// Scoped log nest as a Python context manager (rootlog.nested, machine.nested).
+struct LogNest {
+  std::string message;
+  td::LogAttributes attributes;
+  bool open = false;
+  void enter() {
+    td::rootlog().begin_nest(message, attributes);
+    open = true;
+  }
+  void exit() {
+    if (open) td::rootlog().end_nest();
+    open = false;
+  }
+};
+
+// `with subtest(name):` logs a failure inside the nest and re-raises it.
+struct Subtest {
+  std::string name;
+  void enter() { td::rootlog().begin_nest(name); }
+  bool exit(const py::object& type, const py::object& value, const py::object&) {
+    if (!type.is_none() && PyObject_IsSubclass(type.ptr(), PyExc_Exception) == 1)
+      td::rootlog().error("Test \"" + name + "\" failed with error: \"" + py::str(value).cast<std::string>() + "\"");
+    td::rootlog().end_nest();
+    return false;
+  }
+};
+
+// The object `@polling_condition` makes of a function: a context manager
+// that keeps the condition in force while the block runs.
+struct PollingConditionScope {
+  td::Driver* driver;
+  std::shared_ptr<td::PollingCondition> condition;
+  void enter() { driver->push_polling_condition(condition); }
+  void exit() { driver->pop_polling_condition(condition); }
+};
+
+std::shared_ptr<td::PollingCondition> make_polling_condition(py::function f, double seconds_interval,
+                                                             const py::object& description) {
+  std::string text;
+  if (!description.is_none())
+    text = py::str(description);
+  else if (py::hasattr(f, "__doc__") && !f.attr("__doc__").is_none() && py::len(f.attr("__doc__")) > 0)
+    text = py::str(f.attr("__doc__"));
+  else
+    text = py::str(py::getattr(f, "__name__", py::repr(f)));
+  auto condition = [f = std::move(f)]() -> bool {
+    py::gil_scoped_acquire gil;
+    try {
+      py::object result = f();
+      return result.is_none() || py::bool_(result);
+    } catch (py::error_already_set& e) {
+      if (e.matches(PyExc_Exception)) return false;  // as the reference: an exception means "failed"
+      throw;
+    }
+  };
+  return std::make_shared<td::PollingCondition>(condition, seconds_interval, text);
+}
+
+std::shared_ptr<td::LegacyStartCommand> make_legacy(const py::dict& args) {
+  td::LegacyStartCommand::Options o;
+  auto get = [&](const char* key) -> std::optional<std::string> {
+    if (!args.contains(key) || args[key].is_none()) return std::nullopt;
+    return py::str(args[key]).cast<std::string>();
+  };
+  o.net_backend_args = get("netBackendArgs");
+  o.net_frontend_args = get("netFrontendArgs");
+  if (args.contains("hda") && !args["hda"].is_none()) {
+    py::object hda = args["hda"];
+    if (py::isinstance<py::tuple>(hda)) {
+      o.hda_path = py::str(hda.cast<py::tuple>()[0]);
+      o.hda_interface = py::str(hda.cast<py::tuple>()[1]);
+    } else {
+      o.hda_path = py::str(hda);
+      o.hda_interface = get("hdaInterface").value_or("");
+    }
+  }
+  o.cdrom = get("cdrom");
+  o.usb = get("usb");
+  o.bios = get("bios");
+  o.qemu_binary = get("qemuBinary");
+  o.qemu_flags = get("qemuFlags");
+  return std::make_shared<td::LegacyStartCommand>(o);
+}
+
+std::vector<std::string> to_strings(const py::args& args) {
+  std::vector<std::string> out;
+  for (auto a : args) out.push_back(py::str(a));
+  return out;
+}
+
+py::dict test_symbols(py::object self) {
+  auto& driver = self.cast<td::Driver&>();
+  py::module_ os = py::module_::import("os");
+  py::module_ machine_module = py::module_::import("test_driver.machine");
+  py::dict symbols;
+  symbols["start_all"] = self.attr("start_all");
+  symbols["test_script"] = self.attr("test_script");
+  symbols["machines"] = self.attr("machines");
+  symbols["vlans"] = self.attr("vlans");
+  symbols["driver"] = self;
+  symbols["log"] = py::module_::import("test_driver.logger").attr("rootlog");
+  symbols["os"] = os;
+  symbols["create_machine"] = self.attr("create_machine");
+  symbols["subtest"] = self.attr("subtest");
+  symbols["run_tests"] = self.attr("run_tests");
+  symbols["join_all"] = self.attr("join_all");
+  symbols["retry"] = machine_module.attr("retry");
+  symbols["serial_stdout_off"] = self.attr("serial_stdout_off");
+  symbols["serial_stdout_on"] = self.attr("serial_stdout_on");
+  symbols["polling_condition"] = self.attr("polling_condition");
+  symbols["Machine"] = machine_module.attr("Machine");
+  std::string general;
+  for (auto item : symbols) general += (general.empty() ? "" : ", ") + py::str(item.first).cast<std::string>();
+  std::string machine_names, vlan_names;
+  py::list machines = symbols["machines"];
+  for (auto m : machines) {
+    std::string name = m.cast<td::Machine&>().name();
+    symbols[py::str(name)] = m;
+    machine_names += (machine_names.empty() ? "" : ", ") + name;
+  }
+  if (driver.machines().size() == 1) symbols["machine"] = machines[0];
+  py::list vlans = symbols["vlans"];
+  for (auto v : vlans) {
+    std::string name = "vlan" + std::to_string(v.cast<td::VLan&>().nr());
+    symbols[py::str(name)] = v;
+    vlan_names += (vlan_names.empty() ? "" : ", ") + name;
+  }
+  py::print("additionally exposed symbols:\n    " + machine_names + ",\n    " + vlan_names + ",\n    " + general);
+  return symbols;
+}
+
+void register_exceptions(py::module_& m) {
+  py::object error = py::module_::import("builtins").attr("type")("Error", py::make_tuple(PyExc_Exception),
+                                                                   py::dict("__module__"_a = "test_driver.errors"));
+  auto subclass = [&](const char* name, py::tuple bases) {
+    return py::module_::import("builtins").attr("type")(name, bases, py::dict("__module__"_a = "test_driver.errors"));
+  };
+  py::object machine_error = subclass("MachineError", py::make_tuple(error));
+  py::object assertion = subclass("RequestedAssertionFailed", py::make_tuple(py::handle(PyExc_AssertionError), error));
+  py::object polling = subclass("PollingConditionFailed", py::make_tuple(error));
+  m.attr("Error") = error;
+  m.attr("MachineError") = machine_error;
+  m.attr("RequestedAssertionFailed") = assertion;
+  m.attr("PollingConditionFailed") = polling;
+  // Kept alive for the process's lifetime, as the translator may run at exit.
+  static PyObject* classes[4] = {error.release().ptr(), machine_error.release().ptr(), assertion.release().ptr(),
+                                 polling.release().ptr()};
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const td::Interrupted&) {
+      td::interrupt::clear();
+      if (PyErr_CheckSignals() == 0) PyErr_SetNone(PyExc_KeyboardInterrupt);
+    } catch (const td::PollingConditionFailed& e) {
+      PyErr_SetString(classes[3], e.what());
+    } catch (const td::RequestedAssertionFailed& e) {
+      PyErr_SetString(classes[2], e.what());
+    } catch (const td::MachineError& e) {
+      PyErr_SetString(classes[1], e.what());
+    } catch (const td::Error& e) {
+      PyErr_SetString(classes[0], e.what());
+    }
+  });
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "The C++ core of the NixOS test driver.";
+  register_exceptions(m);
+
+  // Ctrl-C must cut blocking waits short: let Python's signal handling wake
+  // them through the core's interrupt pipe, unless someone else uses the
+  // wakeup fd already.
+  {
+    py::module_ signal = py::module_::import("signal");
+    py::module_ threading = py::module_::import("threading");
+    if (threading.attr("current_thread")().is(threading.attr("main_thread")())) {
+      int old = signal.attr("set_wakeup_fd")(td::interrupt::write_fd()).cast<int>();
+      if (old != -1) signal.attr("set_wakeup_fd")(old);
+    }
+  }
+
+  // --- logger
+  py::class_<LogNest>(m, "LogNest", "A log nest as a context manager.")
+      .def("__enter__", [](LogNest& n) { n.enter(); })
+      .def("__exit__", [](LogNest& n, py::args) {
+        n.exit();
+        return false;
+      });
+  py::class_<td::Logger, std::unique_ptr<td::Logger, py::nodelete>>(m, "Logger",
+                                                                    "The driver's log: terminal and XML log file.")
+      .def("log", [](td::Logger& l, const std::string& msg, py::object attrs) { l.log(msg, to_attributes(attrs)); },
+           "message"_a, "attributes"_a = py::none(), "Log a line.")
+      .def("info", [](td::Logger& l, const std::string& msg, py::object attrs) { l.info(msg, to_attributes(attrs)); },
+           "message"_a, "attributes"_a = py::none(), "Log an informational line.")
+      .def("warning", [](td::Logger& l, const std::string& msg, py::object attrs) { l.warning(msg, to_attributes(attrs)); },
+           "message"_a, "attributes"_a = py::none(), "Log a warning.")
+      .def("error", [](td::Logger& l, const std::string& msg, py::object attrs) { l.error(msg, to_attributes(attrs)); },
+           "message"_a, "attributes"_a = py::none(), "Log an error (raising is the caller's business).")
+      .def("log_serial", &td::Logger::log_serial, "message"_a, "machine"_a, "Log one serial console line of a machine.")
+      .def("nested",
+           [](td::Logger&, const std::string& msg, py::object attrs) { return LogNest{msg, to_attributes(attrs)}; },
+           "message"_a, "attributes"_a = py::none(),
+           "Context manager: a nest in the log, closed with '(finished: …, in N.NN seconds)'.")
+      .def("close", &td::Logger::close, "Close the XML log, well-formed.")
+      .def("open", &td::Logger::open, "path"_a, "Start a new XML log at path.")
+      .def_property("_print_serial_logs", &td::Logger::print_serial, &td::Logger::set_print_serial,
+                    "Whether serial console lines are printed on the terminal.");
+  m.attr("rootlog") = py::cast(&td::rootlog(), py::return_value_policy::reference);
+
+  // --- retry
+  m.def(
+      "retry",
+      [](py::function fn, py::object timeout) {
+        std::function<bool(bool)> call = [fn](bool last_try) {
+          py::gil_scoped_acquire gil;
+          return py::bool_(fn(last_try)).cast<bool>();
+        };
+        double seconds = to_seconds(timeout).value_or(900);
+        py::gil_scoped_release release;
+        td::retry(call, seconds);
+      },
+      "fn"_a, "timeout"_a = 900,
+      "Call fn(last_try) until it returns True; raise after `timeout` seconds. The last call gets last_try=True.");
+
+  // --- polling conditions
+  py::class_<td::PollingCondition, std::shared_ptr<td::PollingCondition>>(m, "PollingCondition",
+                                                                          "A condition that must hold while a test runs.")
+      .def(py::init([](py::function f, double interval, py::object description) {
+             return make_polling_condition(std::move(f), interval, description);
+           }),
+           "condition"_a, "seconds_interval"_a = 2.0, "description"_a = py::none())
+      .def("check", &td::PollingCondition::check, release_gil(), "Run the condition if due; True when it holds.")
+      .def("maybe_raise", &td::PollingCondition::maybe_raise, release_gil(),
+           "Run the condition if due; raise PollingConditionFailed when it does not hold.")
+      .def("status_message", &td::PollingCondition::status_message, "status"_a)
+      .def_property_readonly("nested_message", &td::PollingCondition::nested_message)
+      .def_property_readonly("overdue", &td::PollingCondition::overdue)
+      .def_property_readonly("entered", &td::PollingCondition::entered)
+      .def_property_readonly("seconds_interval", &td::PollingCondition::seconds_interval)
+      .def_property_readonly("description", &td::PollingCondition::description);
+  py::class_<PollingConditionScope>(m, "PollingConditionScope", "A polling condition in force inside a with block.")
+      .def_readonly("condition", &PollingConditionScope::condition)
+      .def("__enter__", &PollingConditionScope::enter)
+      .def("__exit__", [](PollingConditionScope& s, py::args) {
+        s.exit();
+        return false;
+      });
+
+  // --- start commands
+  py::class_<td::StartCommand, std::shared_ptr<td::StartCommand>>(m, "StartCommand",
+                                                                  "How a machine's QEMU is started.")
+      .def("cmd", &td::StartCommand::cmd, "monitor_socket_path"_a, "shell_socket_path"_a, "allow_reboot"_a = false,
+           "The full QEMU command line, shell-quoted.")
+      .def("argv", &td::StartCommand::argv, "monitor_socket_path"_a, "shell_socket_path"_a, "allow_reboot"_a = false,
+           "The full QEMU argument vector.")
+      .def_static(
+          "build_environment",
+          [](const std::string& state_dir, const std::string& shared_dir) {
+            py::dict env;
+            for (const auto& entry : td::StartCommand::build_environment(state_dir, shared_dir)) {
+              auto eq = entry.find('=');
+              env[py::str(entry.substr(0, eq))] = entry.substr(eq + 1);
+            }
+            return env;
+          },
+          "state_dir"_a, "shared_dir"_a, "The environment QEMU runs in.")
+      .def_property_readonly("_cmd", &td::StartCommand::base_command);
+  py::class_<td::NixStartScript, td::StartCommand, std::shared_ptr<td::NixStartScript>>(
+      m, "NixStartScript", "A run-<name>-vm start script of NixOS's qemu-vm module.")
+      .def(py::init<std::string>(), "script"_a)
+      .def_property_readonly("machine_name", &td::NixStartScript::machine_name,
+                             "<name> from run-<name>-vm, else 'machine'.");
+  py::class_<td::LegacyStartCommand, td::StartCommand, std::shared_ptr<td::LegacyStartCommand>>(
+      m, "LegacyStartCommand", "The legacy ad-hoc QEMU command of create_machine().")
+      .def(py::init([](py::object netBackendArgs, py::object netFrontendArgs, py::object hda, py::object cdrom,
+                       py::object usb, py::object bios, py::object qemuBinary, py::object qemuFlags) {
+             py::dict args("netBackendArgs"_a = netBackendArgs, "netFrontendArgs"_a = netFrontendArgs, "hda"_a = hda,
+                           "cdrom"_a = cdrom, "usb"_a = usb, "bios"_a = bios, "qemuBinary"_a = qemuBinary,
+                           "qemuFlags"_a = qemuFlags);
+             return make_legacy(args);
+           }),
+           "netBackendArgs"_a = py::none(), "netFrontendArgs"_a = py::none(), "hda"_a = py::none(),
+           "cdrom"_a = py::none(), "usb"_a = py::none(), "bios"_a = py::none(), "qemuBinary"_a = py::none(),
+           "qemuFlags"_a = py::none());
+
+  // --- machines
+  py::class_<td::Machine, std::shared_ptr<td::Machine>>(
+      m, "Machine", "A handle to the machine with this name, that also manages its lifecycle.")
+      .def(py::init([](std::filesystem::path out_dir, std::filesystem::path tmp_dir,
+                       std::shared_ptr<td::StartCommand> start_command, std::string name, bool keep_vm_state,
+                       bool allow_reboot, py::object callbacks) {
+             td::Machine::Options o;
+             o.out_dir = std::move(out_dir);
+             o.tmp_dir = std::move(tmp_dir);
+             o.start_command = std::move(start_command);
+             o.name = std::move(name);
+             o.keep_vm_state = keep_vm_state;
+             o.allow_reboot = allow_reboot;
+             if (!callbacks.is_none())
+               for (auto c : callbacks) o.callbacks.push_back(to_callback(c.cast<py::function>()));
+             return std::make_shared<td::Machine>(std::move(o));
+           }),
+           "out_dir"_a, "tmp_dir"_a, "start_command"_a, "name"_a = "machine", "keep_vm_state"_a = false,
+           "allow_reboot"_a = false, "callbacks"_a = py::none())
+      .def("__repr__", [](const td::Machine& m) { return "<Machine '" + m.name() + "'>"; })
+      .def_static("create_startcommand", &make_legacy, "args"_a, "The legacy start command from create_machine args.")
+      .def_property_readonly("name", &td::Machine::name)
+      .def_property_readonly("out_dir", &td::Machine::out_dir)
+      .def_property_readonly("tmp_dir", &td::Machine::tmp_dir)
+      .def_property_readonly("shared_dir", &td::Machine::shared_dir)
+      .def_property_readonly("state_dir", &td::Machine::state_dir)
+      .def_property_readonly("monitor_path", &td::Machine::monitor_path)
+      .def_property_readonly("shell_path", &td::Machine::shell_path)
+      .def_property_readonly("start_command", &td::Machine::start_command)
+      .def_property_readonly("keep_vm_state", &td::Machine::keep_vm_state)
+      .def_property("allow_reboot", &td::Machine::allow_reboot, &td::Machine::set_allow_reboot)
+      .def_property_readonly("booted", &td::Machine::booted)
+      .def_property_readonly("connected", &td::Machine::connected)
+      .def_property_readonly("pid", &td::Machine::pid)
+      .def_property_readonly("callbacks", [](td::Machine& m) { return m.callbacks(); })
+      .def("is_up", &td::Machine::is_up, "True when the machine is booted and its shell connected.")
+      .def("log", &td::Machine::log, "msg"_a, "Log a line with this machine's name.")
+      .def("log_serial", &td::Machine::log_serial, "msg"_a)
+      .def(
+          "nested",
+          [](td::Machine& m, const std::string& msg, py::object attrs) {
+            td::LogAttributes all{{"machine", m.name()}};
+            for (auto& a : to_attributes(attrs)) all.push_back(a);
+            return LogNest{msg, all};
+          },
+          "msg"_a, "attrs"_a = py::none(), "Context manager: a log nest with this machine's name.")
+      .def("run_callbacks", &td::Machine::run_callbacks, release_gil())
+      .def("start", &td::Machine::start, release_gil(),
+           "Start QEMU and wait for its monitor; does not wait for the guest to boot.")
+      .def("connect", &td::Machine::connect, release_gil(), "Start if needed and wait for the guest's root shell.")
+      .def("shutdown", &td::Machine::shutdown, release_gil(), "Power the guest off and wait until QEMU exits.")
+      .def("crash", &td::Machine::crash, release_gil(), "Quit QEMU at once, as a crash would.")
+      .def(
+          "wait_for_shutdown",
+          [](td::Machine& m, py::object timeout) {
+            auto t = to_seconds(timeout);
+            py::gil_scoped_release release;
+            m.wait_for_shutdown(t);
+          },
+          "timeout"_a = py::none(), "Wait until QEMU exits.")
+      .def("release", &td::Machine::release, release_gil(), "Kill QEMU and close its channels.")
+      .def("cleanup_statedir", &td::Machine::cleanup_statedir, "Delete the VM state directory.")
+      .def(
+          "execute",
+          [](td::Machine& m, const std::string& command, bool check_return, py::object timeout) {
+            auto t = to_seconds(timeout);
+            py::gil_scoped_release release;
+            return m.execute(command, check_return, t);
+          },
+          "command"_a, "check_return"_a = true, "timeout"_a = 900,
+          "Run a shell command in the guest; return (exit status, output). Status is -1 when check_return is "
+          "False. With a timeout (seconds), the command is killed after it.")
+      .def(
+          "succeed",
+          [](td::Machine& m, py::args commands, py::object timeout) {
+            auto list = to_strings(commands);
+            auto t = to_seconds(timeout);
+            py::gil_scoped_release release;
+            return m.succeed(list, t);
+          },
+          "timeout"_a = py::none(), "Run each command; raise unless each exits 0. Returns the joined output.")
+      .def(
+          "fail",
+          [](td::Machine& m, py::args commands, py::object timeout) {
+            auto list = to_strings(commands);
+            auto t = to_seconds(timeout);
+            py::gil_scoped_release release;
+            return m.fail(list, t);
+          },
+          "timeout"_a = py::none(), "Run each command; raise if any exits 0. Returns the joined output.")
+      .def(
+          "wait_until_succeeds",
+          [](td::Machine& m, const std::string& command, py::object timeout) {
+            double t = to_seconds(timeout).value_or(900);
+            py::gil_scoped_release release;
+            return m.wait_until_succeeds(command, t);
+          },
+          "command"_a, "timeout"_a = 900, "Repeat a command until it exits 0; return its output.")
+      .def(
+          "wait_until_fails",
+          [](td::Machine& m, const std::string& command, py::object timeout) {
+            double t = to_seconds(timeout).value_or(900);
+            py::gil_scoped_release release;
+            return m.wait_until_fails(command, t);
+          },
+          "command"_a, "timeout"_a = 900, "Repeat a command until it exits non-zero; return its output.")
+      .def("wait_for_monitor_prompt", &td::Machine::wait_for_monitor_prompt, release_gil(),
+           "Read the monitor until its prompt; return what was read.")
+      .def("send_monitor_command", &td::Machine::send_monitor_command, "command"_a, release_gil(),
+           "Send a command to QEMU's human monitor; return its reply.")
+      .def("get_console_log", &td::Machine::console_log, release_gil(),
+           "Everything the serial console printed since the machine started.");
+
+  // --- VLANs
+  py::class_<td::VLan, std::shared_ptr<td::VLan>>(m, "VLan", "A virtual LAN: one vde_switch.")
+      .def(py::init<int, std::filesystem::path>(), "nr"_a, "tmp_dir"_a, release_gil())
+      .def("__repr__", [](const td::VLan& v) { return "<Vlan Nr. " + std::to_string(v.nr()) + ">"; })
+      .def_property_readonly("nr", &td::VLan::nr)
+      .def_property_readonly("socket_dir", &td::VLan::socket_dir)
+      .def_property_readonly("pid", &td::VLan::pid)
+      .def("stop", &td::VLan::stop, release_gil(), "Stop the switch.");
+
+  // --- the driver
+  py::class_<Subtest>(m, "Subtest", "`with subtest(name):` groups log lines and logs a failure.")
+      .def("__enter__", &Subtest::enter)
+      .def("__exit__", &Subtest::exit);
+  m.def("get_tmp_dir", &td::get_tmp_dir, "The driver's temporary directory ($TMPDIR, $TEMP, $TMP or /tmp).");
+  py::class_<td::Driver, std::shared_ptr<td::Driver>>(m, "Driver", py::dynamic_attr(),
+                                                      "A handle to the driver that sets up the environment and runs "
+                                                      "the tests.")
+      .def(py::init([](py::object start_scripts, py::object vlans, std::string tests, std::filesystem::path out_dir,
+                       bool keep_vm_state) {
+             std::vector<std::string> scripts;
+             std::vector<int> vlan_numbers;
+             if (!start_scripts.is_none())
+               for (auto s : start_scripts) scripts.push_back(py::str(s));
+             if (!vlans.is_none())
+               for (auto v : vlans) vlan_numbers.push_back(py::int_(py::reinterpret_borrow<py::object>(v)).cast<int>());
+             py::gil_scoped_release release;
+             return std::make_shared<td::Driver>(scripts, vlan_numbers, std::move(tests), std::move(out_dir),
+                                                 keep_vm_state);
+           }),
+           "start_scripts"_a, "vlans"_a, "tests"_a, "out_dir"_a, "keep_vm_state"_a = false)
+      .def("__enter__", [](py::object self) { return self; })
+      .def("__exit__", [](td::Driver& d, py::args) {
+        py::gil_scoped_release release;
+        d.cleanup();
+        return false;
+      })
+      .def_property_readonly("tests", &td::Driver::tests)
+      .def_property_readonly("out_dir", &td::Driver::out_dir)
+      .def_property_readonly("machines", &td::Driver::machines)
+      .def_property_readonly("vlans", &td::Driver::vlans)
+      .def_property_readonly("polling_conditions", &td::Driver::polling_conditions)
+      .def("cleanup", &td::Driver::cleanup, release_gil(), "Kill every machine and VLAN of the driver.")
+      .def("start_all", &td::Driver::start_all, release_gil(), "Start all machines.")
+      .def("join_all", &td::Driver::join_all, release_gil(), "Wait for all machines to shut down.")
+      .def("serial_stdout_on", &td::Driver::serial_stdout_on, "Print serial console lines on the terminal.")
+      .def("serial_stdout_off", &td::Driver::serial_stdout_off, "Do not print serial console lines on the terminal.")
+      .def("check_polling_conditions", &td::Driver::check_polling_conditions, release_gil())
+      .def("subtest", [](td::Driver&, std::string name) { return Subtest{std::move(name)}; }, "name"_a,
+           "Context manager grouping the log of a named subtest.")
+      .def("test_symbols", &test_symbols, "The symbols a test script sees.")
+      .def(
+          "test_script",
+          [](py::object self) {
+            auto& driver = self.cast<td::Driver&>();
+            LogNest nest{"run the VM test script", {}};
+            nest.enter();
+            try {
+              py::dict symbols = test_symbols(self);
+              py::object filename = py::getattr(self, "_script_path", py::str("<test script>"));
+              py::object code = py::module_::import("builtins").attr("compile")(driver.tests(), filename, "exec");
+              py::module_::import("builtins").attr("exec")(code, symbols);
+            } catch (...) {
+              nest.exit();
+              throw;
+            }
+            nest.exit();
+          },
+          "Run the test script.")
+      .def(
+          "run_tests",
+          [](py::object self) {
+            self.attr("test_script")();
+            auto& driver = self.cast<td::Driver&>();
+            py::gil_scoped_release release;
+            driver.sync_all();
+          },
+          "Run the test script, then sync every machine that is up.")
+      .def(
+          "create_machine",
+          [](td::Driver& d, py::dict args) {
+            std::map<std::string, std::string> strings;
+            for (auto item : args)
+              if (!item.second.is_none() && !py::isinstance<py::bool_>(item.second))
+                strings[py::str(item.first)] = py::str(item.second);
+            bool keep = args.contains("keep_vm_state") && py::bool_(args["keep_vm_state"]);
+            bool reboot = args.contains("allow_reboot") && py::bool_(args["allow_reboot"]);
+            if (args.contains("hda") && py::isinstance<py::tuple>(args["hda"])) {
+              strings["hda"] = py::str(args["hda"].cast<py::tuple>()[0]);
+              strings["hdaInterface"] = py::str(args["hda"].cast<py::tuple>()[1]);
+            }
+            py::gil_scoped_release release;
+            return d.create_machine(strings, keep, reboot);
+          },
+          "args"_a, "Legacy: create a machine from a dict of options.")
+      .def(
+          "polling_condition",
+          [](td::Driver& d, py::object fun, double seconds_interval, py::object description) -> py::object {
+            auto make = [&d, seconds_interval, description](py::function f) {
+              return PollingConditionScope{&d, make_polling_condition(std::move(f), seconds_interval, description)};
+            };
+            if (fun.is_none()) return py::cpp_function(make);
+            return py::cast(make(fun.cast<py::function>()));
+          },
+          "fun_"_a = py::none(), py::kw_only(), "seconds_interval"_a = 2.0, "description"_a = py::none(),
+          "Decorator: a condition that must hold inside `with <name>:` blocks, checked before commands.");
+}

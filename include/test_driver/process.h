@@ -1,0 +1,72 @@
+// A child process the driver started (QEMU via its start script, vde_switch,
+// host tools): its pid, a pidfd to wait on without polling, and the read end
+// of its output. The child leads its own process group, so that killing the
+// group also kills whatever a start script spawned.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace td {
+
+class Process {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  struct Options {
+    std::vector<std::string> argv;  // argv[0] is looked up in PATH
+    std::vector<std::string> env;   // KEY=VALUE; empty means inherit
+    std::string cwd;                // "" means inherit
+    int stdin_fd = -1;              // -1 means /dev/null
+    bool capture_stdout = true;     // stdout and stderr to one pipe
+    bool capture_stderr_apart = false;  // stderr to a pipe of its own
+  };
+
+  // Starts the process. Throws td::Error naming the program and the reason
+  // when it cannot be started (not found, not executable, bad cwd).
+  static std::unique_ptr<Process> spawn(const Options& options);
+
+  // Kills the process group and reaps the child if it still runs.
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // Readable when the process has exited.
+  int pidfd() const { return pidfd_; }
+  // The read end of the output pipe (-1 when not captured). The Process
+  // keeps ownership.
+  int output_fd() const { return output_fd_; }
+  int error_fd() const { return error_fd_; }
+
+  // Reaps the child if it has exited; true when it has.
+  bool poll();
+  // Waits until the child exits or the deadline passes; true when it exited.
+  bool wait(std::optional<Clock::time_point> deadline);
+  bool exited() const { return exited_; }
+  // The raw wait status; only meaningful once exited().
+  int status() const { return status_; }
+  // "exit code N" or "signal N (SIGNAME)".
+  std::string describe_status() const;
+
+  // Sends `sig` to the whole process group.
+  void signal_group(int sig);
+  // SIGTERM to the group, then SIGKILL after `grace`; reaps the child.
+  void terminate(std::chrono::milliseconds grace);
+
+ private:
+  Process() = default;
+  pid_t pid_ = -1;
+  int pidfd_ = -1;
+  int output_fd_ = -1;
+  int error_fd_ = -1;
+  bool exited_ = false;
+  int status_ = 0;
+};
+
+}  // namespace td

@@ -1,0 +1,4 @@
+"""Conditions that must keep holding while a test runs."""
+from test_driver._core import PollingCondition, PollingConditionFailed
+
+__all__ = ["PollingCondition", "PollingConditionFailed"]

@@ -1,0 +1,591 @@
+#include "test_driver/machine.h"
+
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <cstdlib>
+
+#include "test_driver/base64.h"
+#include "test_driver/errors.h"
+#include "test_driver/interrupt.h"
+#include "test_driver/retry.h"
+#include "test_driver/shell_words.h"
+#include "test_driver/utf8.h"
+
+namespace asio = boost::asio;
+using asio::local::stream_protocol;
+
+namespace td {
+namespace {
+
+enum class Outcome { kDone, kTimedOut, kExited, kInterrupted };
+
+constexpr std::string_view kMonitorPrompt = "(qemu) ";
+constexpr std::string_view kBackdoorLine = "Spawning backdoor root shell...";
+// How much longer than the guest-side timeout the host waits for a command.
+constexpr double kHostTimeoutMargin = 60;
+// How long QEMU may take to connect to the monitor and shell sockets.
+constexpr auto kSocketConnectTimeout = std::chrono::seconds(120);
+constexpr double kMonitorReplyTimeout = 300;
+constexpr size_t kRecentLines = 20;
+
+void make_private_dir(const std::filesystem::path& path, const std::string& what) {
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec || !std::filesystem::is_directory(path))
+    throw Error(fmt::format("cannot create the {} {}: {}", what, path.string(), ec ? ec.message() : "not a directory"));
+  ::chmod(path.c_str(), 0700);
+}
+
+void check_socket_path(const std::filesystem::path& path) {
+  constexpr size_t limit = sizeof(sockaddr_un::sun_path) - 1;
+  if (path.string().size() > limit)
+    throw Error(fmt::format("the socket path {} is {} bytes long, more than the {} bytes a Unix socket path may have; "
+                            "set TMPDIR to a shorter directory",
+                            path.string(), path.string().size(), limit));
+}
+
+}  // namespace
+
+// The sockets and watches of one running QEMU, all on one io_context that
+// only the thread holding the machine's mutex runs.
+struct Machine::Channels {
+  asio::io_context io;
+  stream_protocol::acceptor monitor_acceptor{io};
+  stream_protocol::acceptor shell_acceptor{io};
+  stream_protocol::socket monitor{io};
+  stream_protocol::socket shell{io};
+  std::string monitor_buffer;
+  std::string shell_buffer;
+  asio::posix::stream_descriptor exit_watch{io};       // QEMU's pidfd: readable once it exited
+  asio::posix::stream_descriptor interrupt_watch{io};  // readable once the user interrupted
+
+  Channels() { interrupt_watch.assign(::dup(interrupt::read_fd())); }
+  void watch_exit_of(const Process& process) { exit_watch.assign(::dup(process.pidfd())); }
+
+  // Runs the io_context until `done`, the deadline, QEMU's exit (when
+  // watch_exit) or an interrupt; cancels the operation unless done.
+  Outcome run(const bool& done, const std::function<void()>& cancel, std::optional<Clock::time_point> deadline,
+              bool watch_exit) {
+    bool exited = false, interrupted = false, timed_out = false;
+    if (watch_exit) exit_watch.async_wait(asio::posix::descriptor_base::wait_read, [&](auto ec) { exited = !ec; });
+    interrupt_watch.async_wait(asio::posix::descriptor_base::wait_read, [&](auto ec) { interrupted = !ec; });
+    asio::steady_timer timer(io);
+    if (deadline) {
+      timer.expires_at(*deadline);
+      timer.async_wait([&](auto ec) { timed_out = !ec; });
+    }
+    io.restart();
+    while (!done && !exited && !interrupted && !timed_out) {
+      if (io.run_one() == 0) break;
+    }
+    if (!done) cancel();
+    exit_watch.cancel();
+    interrupt_watch.cancel();
+    timer.cancel();
+    io.restart();
+    io.run();  // completes the cancelled handlers, which refer to our locals
+    if (done) return Outcome::kDone;
+    if (interrupted) return Outcome::kInterrupted;
+    if (exited) return Outcome::kExited;
+    return Outcome::kTimedOut;
+  }
+};
+
+// Reads QEMU's stdout (the guest's serial console) on a thread of its own
+// and logs it line by line.
+class Machine::SerialReader {
+ public:
+  SerialReader(Machine& machine, int fd) : machine_(machine), pipe_(io_, ::dup(fd)) {
+    thread_ = std::thread([this] { run(); });
+  }
+  ~SerialReader() { stop(); }
+
+  void stop() {
+    if (!thread_.joinable()) return;
+    io_.stop();
+    thread_.join();
+  }
+  // Waits (bounded) for the reader to reach the end of QEMU's output, so
+  // that nothing QEMU printed before exiting is lost.
+  void drain(std::chrono::milliseconds limit) {
+    std::unique_lock lock(mutex_);
+    changed_.wait_for(lock, limit, [&] { return eof_; });
+  }
+
+  std::vector<std::string> recent(size_t n) const {
+    std::lock_guard lock(mutex_);
+    size_t from = lines_.size() > n ? lines_.size() - n : 0;
+    return {lines_.begin() + static_cast<long>(from), lines_.end()};
+  }
+  std::string all() const {
+    std::lock_guard lock(mutex_);
+    std::string out;
+    for (const auto& line : lines_) {
+      out += line;
+      out += '\n';
+    }
+    return out;
+  }
+
+ private:
+  void run() {
+    read_more();
+    io_.run();
+    if (!partial_.empty()) emit(partial_);
+    std::lock_guard lock(mutex_);
+    eof_ = true;
+    changed_.notify_all();
+  }
+  void read_more() {
+    pipe_.async_read_some(asio::buffer(chunk_), [this](boost::system::error_code ec, size_t n) {
+      partial_.append(chunk_.data(), n);
+      size_t start = 0;
+      for (size_t nl; (nl = partial_.find('\n', start)) != std::string::npos; start = nl + 1)
+        emit(std::string_view(partial_).substr(start, nl - start));
+      partial_.erase(0, start);
+      if (!ec) read_more();
+    });
+  }
+  void emit(std::string_view raw) {
+    std::string line = to_valid_utf8(raw);
+    std::erase(line, '\r');
+    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
+    machine_.log_serial(line);
+    std::lock_guard lock(mutex_);
+    lines_.push_back(std::move(line));
+    changed_.notify_all();
+  }
+
+  Machine& machine_;
+  asio::io_context io_;
+  asio::posix::stream_descriptor pipe_;
+  std::array<char, 65536> chunk_;
+  std::string partial_;
+  std::thread thread_;
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<std::string> lines_;
+  bool eof_ = false;
+};
+
+Machine::Machine(Options options) : options_(std::move(options)) {
+  if (!options_.start_command) throw Error(fmt::format("machine '{}' has no start command", options_.name));
+  shared_dir_ = options_.tmp_dir / "shared-xchg";
+  state_dir_ = options_.tmp_dir / ("vm-state-" + options_.name);
+  monitor_path_ = state_dir_ / "monitor";
+  shell_path_ = state_dir_ / "shell";
+  make_private_dir(shared_dir_, "shared directory");
+  if (!options_.keep_vm_state && std::filesystem::exists(state_dir_)) cleanup_statedir();
+  make_private_dir(state_dir_, "VM state directory");
+  if (const char* t = std::getenv("TEST_DRIVER_CONNECT_TIMEOUT")) connect_timeout_ = std::atof(t);
+}
+
+Machine::~Machine() {
+  try {
+    release();
+  } catch (...) {
+  }
+}
+
+void Machine::log(const std::string& message) { rootlog().log(message, {{"machine", name()}}); }
+
+void Machine::log_serial(const std::string& message) { rootlog().log_serial(message, name()); }
+
+std::unique_ptr<Logger::Nest> Machine::nested(const std::string& message, const LogAttributes& attributes) {
+  LogAttributes all{{"machine", name()}};
+  all.insert(all.end(), attributes.begin(), attributes.end());
+  return std::make_unique<Logger::Nest>(rootlog(), message, all);
+}
+
+void Machine::run_callbacks() {
+  for (auto& callback : options_.callbacks) callback();
+}
+
+std::string Machine::recent_output() const {
+  if (!serial_) return "";
+  std::string out;
+  for (const auto& line : serial_->recent(kRecentLines)) out += "\n    " + line;
+  return out.empty() ? "" : "; last lines of QEMU's output:" + out;
+}
+
+void Machine::fail_channel(const std::string& step, const std::string& reason) {
+  std::string why = reason;
+  if (process_ && process_->wait(Clock::now() + std::chrono::seconds(1))) {
+    if (serial_) serial_->drain(std::chrono::milliseconds(500));
+    why = fmt::format("QEMU exited ({})", process_->describe_status());
+  }
+  throw MachineError(fmt::format("machine '{}': {}: {}{}", name(), step, why, recent_output()));
+}
+
+void Machine::start() {
+  std::lock_guard lock(mutex_);
+  if (booted_) return;
+  log("starting vm");
+  make_private_dir(state_dir_, "VM state directory");
+  check_socket_path(monitor_path_);
+  check_socket_path(shell_path_);
+
+  Process::Options spawn;
+  spawn.argv = options_.start_command->argv(monitor_path_.string(), shell_path_.string(), options_.allow_reboot);
+  spawn.env = StartCommand::build_environment(state_dir_.string(), shared_dir_.string());
+  spawn.cwd = state_dir_.string();
+
+  auto channels = std::make_unique<Channels>();
+  auto listen = [&](stream_protocol::acceptor& acceptor, const std::filesystem::path& path) {
+    std::filesystem::remove(path);
+    boost::system::error_code ec;
+    acceptor.open(stream_protocol(), ec);
+    if (!ec) acceptor.bind(stream_protocol::endpoint(path.string()), ec);
+    if (!ec) acceptor.listen(1, ec);
+    if (ec) throw Error(fmt::format("machine '{}': cannot listen on {}: {}", name(), path.string(), ec.message()));
+  };
+  listen(channels->monitor_acceptor, monitor_path_);
+  listen(channels->shell_acceptor, shell_path_);
+
+  try {
+    process_ = Process::spawn(spawn);
+  } catch (const Error& e) {
+    throw Error(fmt::format("machine '{}': cannot run the start command {}: {}", name(),
+                            options_.start_command->base_command(), e.what()));
+  }
+  channels->watch_exit_of(*process_);
+  channels_ = std::move(channels);
+  serial_ = std::make_unique<SerialReader>(*this, process_->output_fd());
+
+  try {
+    accept_channels();
+    wait_for_monitor_prompt();
+  } catch (...) {
+    release();
+    throw;
+  }
+  pid_ = process_->pid();
+  booted_ = true;
+  log(fmt::format("QEMU running (pid {})", *pid_));
+}
+
+void Machine::accept_channels() {
+  auto deadline = Clock::now() + kSocketConnectTimeout;
+  auto accept = [&](stream_protocol::acceptor& acceptor, stream_protocol::socket& socket, const char* what) {
+    bool done = false;
+    boost::system::error_code ec;
+    acceptor.async_accept(socket, [&](auto e) {
+      ec = e;
+      done = true;
+    });
+    switch (channels_->run(done, [&] { acceptor.cancel(); }, deadline, true)) {
+      case Outcome::kDone:
+        if (ec) fail_channel(fmt::format("accepting QEMU's {} connection", what), ec.message());
+        return;
+      case Outcome::kExited:
+        fail_channel(fmt::format("waiting for QEMU to connect to the {} socket", what), "QEMU exited");
+      case Outcome::kInterrupted:
+        throw Interrupted();
+      case Outcome::kTimedOut:
+        fail_channel(fmt::format("waiting for QEMU to connect to the {} socket", what),
+                     fmt::format("no connection within {} seconds", kSocketConnectTimeout.count()));
+    }
+  };
+  accept(channels_->monitor_acceptor, channels_->monitor, "monitor");
+  accept(channels_->shell_acceptor, channels_->shell, "shell");
+  channels_->monitor_acceptor.close();
+  channels_->shell_acceptor.close();
+}
+
+std::string Machine::read_shell_line(std::optional<Clock::time_point> deadline, const std::string& step) {
+  bool done = false;
+  boost::system::error_code ec;
+  size_t n = 0;
+  asio::async_read_until(channels_->shell, asio::dynamic_buffer(channels_->shell_buffer), '\n', [&](auto e, size_t k) {
+    ec = e;
+    n = k;
+    done = true;
+  });
+  switch (channels_->run(done, [&] { channels_->shell.cancel(); }, deadline, false)) {
+    case Outcome::kDone:
+      break;
+    case Outcome::kInterrupted:
+      throw Interrupted();
+    case Outcome::kTimedOut:
+      throw MachineError(fmt::format("machine '{}': {}: no answer from the guest shell in time{}", name(), step,
+                                     recent_output()));
+    case Outcome::kExited:
+      break;  // not watched
+  }
+  if (ec) fail_channel(step, ec == asio::error::eof ? "the guest shell's connection closed" : ec.message());
+  std::string line = channels_->shell_buffer.substr(0, n);
+  channels_->shell_buffer.erase(0, n);
+  return line;
+}
+
+void Machine::write_shell(const std::string& data, const std::string& step) {
+  boost::system::error_code ec;
+  bool done = false;
+  asio::async_write(channels_->shell, asio::buffer(data), [&](auto e, size_t) {
+    ec = e;
+    done = true;
+  });
+  switch (channels_->run(done, [&] { channels_->shell.cancel(); }, Clock::now() + std::chrono::seconds(60), false)) {
+    case Outcome::kInterrupted:
+      throw Interrupted();
+    case Outcome::kTimedOut:
+      fail_channel(step, "the guest shell does not read its input");
+    default:
+      break;
+  }
+  if (ec) fail_channel(step, ec.message());
+}
+
+void Machine::connect() {
+  std::lock_guard lock(mutex_);
+  if (connected_) return;
+  auto nest = nested("waiting for the VM to finish booting");
+  start();
+  auto tic = Clock::now();
+  auto deadline = tic + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(connect_timeout_));
+  auto next_note = tic + std::chrono::seconds(30);
+  for (;;) {
+    // Wake up every 30 s to say what we wait for; a silent wait looks hung.
+    bool done = false;
+    boost::system::error_code ec;
+    size_t n = 0;
+    asio::async_read_until(channels_->shell, asio::dynamic_buffer(channels_->shell_buffer), '\n',
+                           [&](auto e, size_t k) {
+                             ec = e;
+                             n = k;
+                             done = true;
+                           });
+    Outcome outcome = channels_->run(done, [&] { channels_->shell.cancel(); }, std::min(deadline, next_note), false);
+    if (outcome == Outcome::kInterrupted) throw Interrupted();
+    if (outcome == Outcome::kTimedOut) {
+      if (Clock::now() >= deadline)
+        fail_channel("waiting for the guest's backdoor shell",
+                     fmt::format("no \"{}\" line within {} seconds", kBackdoorLine, format_seconds(connect_timeout_)));
+      std::chrono::duration<double> waited = Clock::now() - tic;
+      log(fmt::format("still waiting for the guest's backdoor shell on {} ({:.0f} seconds so far)", shell_path_.string(),
+                      waited.count()));
+      next_note += std::chrono::seconds(30);
+      continue;
+    }
+    if (ec) fail_channel("waiting for the guest's backdoor shell", ec == asio::error::eof ? "the shell connection closed" : ec.message());
+    std::string line = channels_->shell_buffer.substr(0, n);
+    channels_->shell_buffer.erase(0, n);
+    // Current guests print the "Spawning…" line, older ones a bare newline;
+    // anything else before it is noise.
+    if (line.find(kBackdoorLine) != std::string::npos || line == "\n" || line == "\r\n") break;
+  }
+  std::chrono::duration<double> took = Clock::now() - tic;
+  log("connected to guest root shell");
+  log(fmt::format("(connecting took {:.2f} seconds)", took.count()));
+  connected_ = true;
+}
+
+std::pair<int, std::string> Machine::execute(const std::string& command, bool check_return,
+                                             std::optional<double> timeout) {
+  std::lock_guard lock(mutex_);
+  run_callbacks();
+  connect();
+  if (timeout && *timeout <= 0) throw Error(fmt::format("timeout must be positive, got {}", format_seconds(*timeout)));
+  std::string wrapped = timeout ? fmt::format("timeout {} sh -c {}", format_seconds(*timeout), shell_quote(command)) : command;
+  std::optional<Clock::time_point> deadline;
+  if (timeout)
+    deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                  std::chrono::duration<double>(*timeout + kHostTimeoutMargin));
+  std::string step = fmt::format("running `{}`", command);
+  write_shell(fmt::format("( set -euo pipefail; {} ) | (base64 --wrap 0; echo)\n", wrapped), step);
+  std::string frame = read_shell_line(deadline, step);
+  auto output = base64_decode(frame);
+  if (!output)
+    throw MachineError(fmt::format("machine '{}': {}: the guest shell answered with something that is not the "
+                                   "driver's output frame: {:.200}",
+                                   name(), step, to_valid_utf8(frame)));
+  std::string text = to_valid_utf8(*output);
+  if (!check_return) return {-1, std::move(text)};
+  write_shell("echo ${PIPESTATUS[0]}\n", step);
+  std::string status_line = read_shell_line(deadline, step);
+  try {
+    size_t used = 0;
+    int status = std::stoi(status_line, &used);
+    return {status, std::move(text)};
+  } catch (const std::exception&) {
+    throw MachineError(fmt::format("machine '{}': {}: expected an exit status from the guest shell, got {:.200}", name(),
+                                   step, to_valid_utf8(status_line)));
+  }
+}
+
+std::string Machine::succeed(const std::vector<std::string>& commands, std::optional<double> timeout) {
+  std::string output;
+  for (const auto& command : commands) {
+    auto nest = nested("must succeed: " + command);
+    auto [status, out] = execute(command, true, timeout);
+    if (status != 0) {
+      log("output: " + out);
+      throw RequestedAssertionFailed(fmt::format("command `{}` failed (exit code {})", command, status));
+    }
+    output += out;
+  }
+  return output;
+}
+
+std::string Machine::fail(const std::vector<std::string>& commands, std::optional<double> timeout) {
+  std::string output;
+  for (const auto& command : commands) {
+    auto nest = nested("must fail: " + command);
+    auto [status, out] = execute(command, true, timeout);
+    if (status == 0) throw RequestedAssertionFailed(fmt::format("command `{}` unexpectedly succeeded", command));
+    output += out;
+  }
+  return output;
+}
+
+std::string Machine::wait_until_succeeds(const std::string& command, double timeout) {
+  auto nest = nested("waiting for success: " + command);
+  std::string output;
+  retry(
+      [&](bool) {
+        auto [status, out] = execute(command, true, timeout);
+        output = std::move(out);
+        return status == 0;
+      },
+      timeout);
+  return output;
+}
+
+std::string Machine::wait_until_fails(const std::string& command, double timeout) {
+  auto nest = nested("waiting for failure: " + command);
+  std::string output;
+  retry(
+      [&](bool) {
+        auto [status, out] = execute(command, true, timeout);
+        output = std::move(out);
+        return status != 0;
+      },
+      timeout);
+  return output;
+}
+
+std::string Machine::read_monitor_reply(bool expect_exit) {
+  if (!channels_) throw MachineError(fmt::format("machine '{}': the monitor is not connected (start the machine first)", name()));
+  std::string& buffer = channels_->monitor_buffer;
+  bool done = false;
+  boost::system::error_code ec;
+  std::array<char, 16384> chunk;
+  std::function<void()> read_more = [&] {
+    channels_->monitor.async_read_some(asio::buffer(chunk), [&](auto e, size_t n) {
+      buffer.append(chunk.data(), n);
+      if (e || buffer.ends_with(kMonitorPrompt)) {
+        ec = e;
+        done = true;
+      } else {
+        read_more();
+      }
+    });
+  };
+  read_more();
+  auto deadline = Clock::now() + std::chrono::seconds(static_cast<long>(kMonitorReplyTimeout));
+  switch (channels_->run(done, [&] { channels_->monitor.cancel(); }, deadline, false)) {
+    case Outcome::kInterrupted:
+      throw Interrupted();
+    case Outcome::kTimedOut:
+      fail_channel("waiting for the monitor prompt", fmt::format("no prompt within {} seconds", kMonitorReplyTimeout));
+    default:
+      break;
+  }
+  std::string answer = to_valid_utf8(buffer);
+  buffer.clear();
+  if (ec && !expect_exit) fail_channel("waiting for the monitor prompt", ec == asio::error::eof ? "the monitor connection closed" : ec.message());
+  return answer;
+}
+
+std::string Machine::wait_for_monitor_prompt() {
+  std::lock_guard lock(mutex_);
+  auto nest = nested("waiting for monitor prompt");
+  return read_monitor_reply(false);
+}
+
+std::string Machine::send_monitor_command(const std::string& command) {
+  std::lock_guard lock(mutex_);
+  run_callbacks();
+  if (command.find('\n') != std::string::npos)
+    throw Error(fmt::format("machine '{}': a monitor command must be one line, got {:?}", name(), command));
+  auto nest = nested("sending monitor command: " + command);
+  if (!channels_) throw MachineError(fmt::format("machine '{}': the monitor is not connected (start the machine first)", name()));
+  boost::system::error_code ec;
+  asio::write(channels_->monitor, asio::buffer(command + "\n"), ec);
+  if (ec) fail_channel("sending monitor command " + command, ec.message());
+  auto inner = nested("waiting for monitor prompt");
+  return read_monitor_reply(command == "quit" || command == "q");
+}
+
+std::string Machine::console_log() const { return serial_ ? serial_->all() : ""; }
+
+void Machine::shutdown() {
+  std::lock_guard lock(mutex_);
+  if (!booted_) return;
+  write_shell("poweroff\n", "sending poweroff");
+  wait_for_shutdown();
+}
+
+void Machine::crash() {
+  std::lock_guard lock(mutex_);
+  if (!booted_) return;
+  log("forced crash");
+  send_monitor_command("quit");
+  wait_for_shutdown();
+}
+
+void Machine::wait_for_shutdown(std::optional<double> timeout) {
+  std::lock_guard lock(mutex_);
+  if (!booted_) return;
+  auto nest = nested("waiting for the VM to power off");
+  std::optional<Clock::time_point> deadline;
+  if (timeout) deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(*timeout));
+  bool done = false;
+  switch (channels_->run(done, [] {}, deadline, true)) {
+    case Outcome::kInterrupted:
+      throw Interrupted();
+    case Outcome::kTimedOut:
+      throw MachineError(fmt::format("machine '{}': QEMU did not exit within {} seconds", name(), format_seconds(*timeout)));
+    default:
+      break;
+  }
+  process_->wait(std::nullopt);
+  finish_shutdown();
+}
+
+void Machine::finish_shutdown() {
+  if (serial_) {
+    serial_->drain(std::chrono::seconds(2));
+    serial_->stop();
+  }
+  channels_.reset();
+  pid_.reset();
+  booted_ = false;
+  connected_ = false;
+}
+
+void Machine::release() {
+  std::lock_guard lock(mutex_);
+  if (!process_) return;
+  if (!process_->exited()) {
+    rootlog().info(fmt::format("kill machine (pid {})", process_->pid()));
+    process_->terminate(std::chrono::seconds(5));
+  }
+  finish_shutdown();
+  process_.reset();
+}
+
+void Machine::cleanup_statedir() {
+  std::error_code ec;
+  std::filesystem::remove_all(state_dir_, ec);
+  if (ec) throw Error(fmt::format("cannot delete the VM state directory {}: {}", state_dir_.string(), ec.message()));
+  rootlog().log(fmt::format("deleting VM state directory {}", state_dir_.string()));
+  rootlog().log("if you want to keep the VM state, pass --keep-vm-state");
+}
+
+}  // namespace td

@@ -1,0 +1,181 @@
+#include "test_driver/process.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "test_driver/errors.h"
+
+extern char** environ;
+
+namespace td {
+namespace {
+
+void close_fd(int& fd) {
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+}
+
+std::vector<char*> c_strings(const std::vector<std::string>& v) {
+  std::vector<char*> out;
+  for (const auto& s : v) out.push_back(const_cast<char*>(s.c_str()));
+  out.push_back(nullptr);
+  return out;
+}
+
+}  // namespace
+
+std::unique_ptr<Process> Process::spawn(const Options& options) {
+  if (options.argv.empty()) throw Error("cannot start a process: empty command");
+  int out_pipe[2] = {-1, -1};
+  int err_pipe[2] = {-1, -1};
+  int exec_error[2] = {-1, -1};
+  if (options.capture_stdout && ::pipe2(out_pipe, O_CLOEXEC) != 0) throw Error(fmt::format("pipe: {}", std::strerror(errno)));
+  if (options.capture_stderr_apart && ::pipe2(err_pipe, O_CLOEXEC) != 0) throw Error(fmt::format("pipe: {}", std::strerror(errno)));
+  if (::pipe2(exec_error, O_CLOEXEC) != 0) throw Error(fmt::format("pipe: {}", std::strerror(errno)));
+
+  // Everything the child needs is prepared before fork: after it, only
+  // async-signal-safe calls.
+  std::vector<char*> argv = c_strings(options.argv);
+  std::vector<char*> envp = c_strings(options.env);
+  char** env = options.env.empty() ? environ : envp.data();
+  const char* cwd = options.cwd.empty() ? nullptr : options.cwd.c_str();
+
+  pid_t pid = ::fork();
+  if (pid < 0) throw Error(fmt::format("fork: {}", std::strerror(errno)));
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    int in = options.stdin_fd >= 0 ? options.stdin_fd : ::open("/dev/null", O_RDONLY);
+    ::dup2(in, 0);
+    if (options.capture_stdout) {
+      ::dup2(out_pipe[1], 1);
+      if (!options.capture_stderr_apart) ::dup2(out_pipe[1], 2);
+    }
+    if (options.capture_stderr_apart) ::dup2(err_pipe[1], 2);
+    int step = 0;  // 0: chdir failed, 1: exec failed
+    if (cwd == nullptr || ::chdir(cwd) == 0) {
+      step = 1;
+      ::execvpe(argv[0], argv.data(), env);
+    }
+    int report[2] = {step, errno};
+    ssize_t ignored = ::write(exec_error[1], report, sizeof report);
+    (void)ignored;
+    ::_exit(127);
+  }
+
+  auto process = std::unique_ptr<Process>(new Process());
+  process->pid_ = pid;
+  ::setpgid(pid, pid);  // also here, so the group exists before we signal it
+  close_fd(exec_error[1]);
+  close_fd(out_pipe[1]);
+  close_fd(err_pipe[1]);
+  process->output_fd_ = out_pipe[0];
+  process->error_fd_ = err_pipe[0];
+
+  int report[2] = {0, 0};
+  ssize_t n;
+  do n = ::read(exec_error[0], report, sizeof report);
+  while (n < 0 && errno == EINTR);
+  close_fd(exec_error[0]);
+  if (n == sizeof report) {
+    process->wait(std::nullopt);
+    if (report[0] == 0)
+      throw Error(fmt::format("cannot start {}: cannot change to directory {}: {}", options.argv[0], options.cwd,
+                              std::strerror(report[1])));
+    throw Error(fmt::format("cannot start {}: {}", options.argv[0], std::strerror(report[1])));
+  }
+
+  process->pidfd_ = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (process->pidfd_ < 0) throw Error(fmt::format("pidfd_open: {}", std::strerror(errno)));
+  ::fcntl(process->pidfd_, F_SETFD, FD_CLOEXEC);
+  return process;
+}
+
+Process::~Process() {
+  if (!exited_ && pid_ > 0) {
+    signal_group(SIGKILL);
+    wait(std::nullopt);
+  }
+  close_fd(pidfd_);
+  close_fd(output_fd_);
+  close_fd(error_fd_);
+}
+
+bool Process::poll() {
+  if (exited_) return true;
+  int status = 0;
+  pid_t r = ::waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    exited_ = true;
+    status_ = status;
+  } else if (r < 0 && errno == ECHILD) {
+    exited_ = true;  // reaped elsewhere; status unknown
+  }
+  return exited_;
+}
+
+bool Process::wait(std::optional<Clock::time_point> deadline) {
+  if (poll()) return true;
+  if (pidfd_ < 0) {
+    // Only during spawn's error path: the child is known to be exiting.
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    exited_ = true;
+    status_ = status;
+    return true;
+  }
+  for (;;) {
+    int timeout_ms = -1;
+    if (deadline) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - Clock::now()).count();
+      timeout_ms = left < 0 ? 0 : static_cast<int>(std::min<long long>(left + 1, 1 << 30));
+    }
+    pollfd p{pidfd_, POLLIN, 0};
+    int r = ::poll(&p, 1, timeout_ms);
+    if (r < 0 && errno == EINTR) continue;
+    if (poll()) return true;
+    if (r == 0) return false;
+  }
+}
+
+std::string Process::describe_status() const {
+  if (!exited_) return "still running";
+  if (WIFEXITED(status_)) return fmt::format("exit code {}", WEXITSTATUS(status_));
+  if (WIFSIGNALED(status_)) {
+    int sig = WTERMSIG(status_);
+    const char* name = sigabbrev_np(sig);
+    return fmt::format("signal {} (SIG{})", sig, name ? name : "?");
+  }
+  return fmt::format("wait status {}", status_);
+}
+
+void Process::signal_group(int sig) {
+  if (exited_ || pid_ <= 0) return;
+  if (::kill(-pid_, sig) != 0) ::kill(pid_, sig);
+}
+
+void Process::terminate(std::chrono::milliseconds grace) {
+  if (poll()) {
+    ::kill(-pid_, SIGKILL);  // the leader is gone; leftovers in its group are not
+    return;
+  }
+  signal_group(SIGTERM);
+  if (!wait(Clock::now() + grace)) {
+    signal_group(SIGKILL);
+    wait(std::nullopt);
+  }
+  ::kill(-pid_, SIGKILL);  // anything the leader left behind in its group
+}
+
+}  // namespace td
