@@ -133,6 +133,13 @@ std::shared_ptr<td::LegacyStartCommand> make_legacy(const py::dict& args) {
   return std::make_shared<td::LegacyStartCommand>(o);
 }
 
+// The core sets QEMU_VDE_SOCKET_<nr> in the process environment; mirror it
+// in os.environ, which Python only reads at start-up.
+void mirror_vlan_environment(const td::VLan& v) {
+  py::module_::import("os").attr("environ")[py::str("QEMU_VDE_SOCKET_" + std::to_string(v.nr()))] =
+      v.socket_dir().string();
+}
+
 std::vector<std::string> to_strings(const py::args& args) {
   std::vector<std::string> out;
   for (auto a : args) out.push_back(py::str(a));
@@ -181,7 +188,7 @@ py::dict test_symbols(py::object self) {
 }
 
 void register_exceptions(py::module_& m) {
-  py::object error = py::module_::import("builtins").attr("type")("Error", py::make_tuple(PyExc_Exception),
+  py::object error = py::module_::import("builtins").attr("type")("Error", py::make_tuple(py::handle(PyExc_Exception)),
                                                                    py::dict("__module__"_a = "test_driver.errors"));
   auto subclass = [&](const char* name, py::tuple bases) {
     return py::module_::import("builtins").attr("type")(name, bases, py::dict("__module__"_a = "test_driver.errors"));
@@ -451,7 +458,16 @@ PYBIND11_MODULE(_core, m) {
 
   // --- VLANs
   py::class_<td::VLan, std::shared_ptr<td::VLan>>(m, "VLan", "A virtual LAN: one vde_switch.")
-      .def(py::init<int, std::filesystem::path>(), "nr"_a, "tmp_dir"_a, release_gil())
+      .def(py::init([](int nr, std::filesystem::path tmp_dir) {
+             std::shared_ptr<td::VLan> v;
+             {
+               py::gil_scoped_release release;
+               v = std::make_shared<td::VLan>(nr, tmp_dir);
+             }
+             mirror_vlan_environment(*v);
+             return v;
+           }),
+           "nr"_a, "tmp_dir"_a)
       .def("__repr__", [](const td::VLan& v) { return "<Vlan Nr. " + std::to_string(v.nr()) + ">"; })
       .def_property_readonly("nr", &td::VLan::nr)
       .def_property_readonly("socket_dir", &td::VLan::socket_dir)
@@ -474,9 +490,14 @@ PYBIND11_MODULE(_core, m) {
                for (auto s : start_scripts) scripts.push_back(py::str(s));
              if (!vlans.is_none())
                for (auto v : vlans) vlan_numbers.push_back(py::int_(py::reinterpret_borrow<py::object>(v)).cast<int>());
-             py::gil_scoped_release release;
-             return std::make_shared<td::Driver>(scripts, vlan_numbers, std::move(tests), std::move(out_dir),
-                                                 keep_vm_state);
+             std::shared_ptr<td::Driver> driver;
+             {
+               py::gil_scoped_release release;
+               driver = std::make_shared<td::Driver>(scripts, vlan_numbers, std::move(tests), std::move(out_dir),
+                                                     keep_vm_state);
+             }
+             for (const auto& v : driver->vlans()) mirror_vlan_environment(*v);
+             return driver;
            }),
            "start_scripts"_a, "vlans"_a, "tests"_a, "out_dir"_a, "keep_vm_state"_a = false)
       .def("__enter__", [](py::object self) { return self; })

@@ -2,6 +2,7 @@
 // the test script in an embedded Python interpreter through the test_driver
 // package, so the executable and `import test_driver` share one core.
 #include <pybind11/embed.h>
+#include <pybind11/stl.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -146,6 +147,9 @@ int main(int argc, char** argv) {
     rootlog.attr("close")();
   } catch (py::error_already_set& e) {
     std::cerr << format_exception(e);
+    status = status ? status : 1;
+  } catch (const std::exception& e) {
+    std::cerr << "nixos-test-driver: " << e.what() << "\n";
     status = status ? status : 1;
   }
   return status;

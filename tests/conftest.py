@@ -1,0 +1,101 @@
+"""The test bed shared by tests/python and tests/integration.
+
+Gives tests the real guest images (built or found in the cache by
+tests/guests/build), start scripts made for them, and a temporary state and
+output directory. A missing tool or image is an error naming it, never a
+silent skip.
+"""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SOURCE_DIR = Path(os.environ.get("TD_SOURCE_DIR", Path(__file__).resolve().parent.parent))
+GUESTS = SOURCE_DIR / "tests" / "guests"
+
+
+def driver_exe() -> str:
+    exe = os.environ.get("TD_DRIVER_EXE") or shutil.which("nixos-test-driver")
+    if not exe:
+        raise RuntimeError("nixos-test-driver not found: set TD_DRIVER_EXE or run the tests through ctest")
+    return exe
+
+
+def require_tools(*tools: str) -> None:
+    missing = [t for t in tools if shutil.which(t) is None]
+    if missing:
+        raise RuntimeError(f"this test needs {', '.join(missing)} on PATH (install the Debian packages, see .ci/run)")
+
+
+_images: dict = {}
+
+
+def guest_image(name: str) -> Path:
+    """The cached image directory for `name` ("mini" or "systemd"), built on first use."""
+    if name not in _images:
+        require_tools("qemu-system-x86_64")
+        result = subprocess.run([str(GUESTS / "build"), name], stdout=subprocess.PIPE, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"building the {name} guest image failed (tests/guests/build {name})")
+        _images[name] = Path(result.stdout.strip().splitlines()[-1])
+    return _images[name]
+
+
+def start_script(image: str, name: str, out_dir: Path, node: int = 1, vlans=(), hosts=None, memory=None) -> str:
+    """Writes run-<name>-vm for the image into out_dir and returns its path."""
+    args = [str(GUESTS / "start-script"), str(guest_image(image)), name, str(out_dir), "--node", str(node)]
+    for v in vlans:
+        args += ["--vlan", str(v)]
+    for host, addr in (hosts or {}).items():
+        args += ["--host", f"{host}={addr}"]
+    if memory:
+        args += ["--memory", str(memory)]
+    out = subprocess.run(args, check=True, stdout=subprocess.PIPE, text=True).stdout
+    return out.strip().splitlines()[-1]
+
+
+class Bed:
+    """A test's directories: tmp (TMPDIR for the driver), out, scripts."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.tmp = root / "tmp"
+        self.out = root / "out"
+        self.scripts = root / "scripts"
+        for d in (self.tmp, self.out, self.scripts):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def script(self, image: str, name: str, **kw) -> str:
+        return start_script(image, name, self.scripts, **kw)
+
+    def env(self, **extra) -> dict:
+        env = dict(os.environ)
+        env.update({"TMPDIR": str(self.tmp), "ACCEL": "tcg", "NO_COLOR": "1"})
+        env.pop("DISPLAY", None)
+        env.pop("WAYLAND_DISPLAY", None)
+        env.update(extra)
+        return env
+
+    def run_driver(self, script_text: str, args=(), env=None, timeout=600, stdin=subprocess.DEVNULL):
+        """Runs nixos-test-driver on script_text; returns CompletedProcess (text)."""
+        test = self.root / "test.py"
+        test.write_text(script_text)
+        return subprocess.run([driver_exe(), *args, str(test)], env=env or self.env(), cwd=self.root,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout,
+                              stdin=stdin)
+
+
+@pytest.fixture
+def bed(tmp_path):
+    # Unix socket paths are short: keep the directories near the root.
+    return Bed(tmp_path)
+
+
+# The driver's children inherit our environment: force TCG (KVM does not
+# work on these machines) and no display.
+os.environ.setdefault("ACCEL", "tcg")
+os.environ.pop("DISPLAY", None)
+os.environ.pop("WAYLAND_DISPLAY", None)

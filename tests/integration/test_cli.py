@@ -1,0 +1,148 @@
+"""nixos-test-driver run as a subprocess on real `mini` guests: flags,
+environment variables, exit status, the XML log, the script's symbols."""
+import os
+import xml.etree.ElementTree as ET
+
+from conftest import Bed
+
+
+def parse_log(path):
+    root = ET.parse(path).getroot()
+    assert root.tag == "logfile"
+    return root
+
+
+def test_two_machines_xml_log_and_symbols(bed):
+    a = bed.script("mini", "alpha")
+    b = bed.script("mini", "beta")
+    log = bed.root / "log.xml"
+    r = bed.run_driver(
+        """
+start_all()
+assert sorted(m.name for m in machines) == ["alpha", "beta"]
+assert "machine" not in globals()
+with subtest("both answer"):
+    assert alpha.succeed("hostname").strip() == "alpha"
+    assert beta.succeed("echo $((6*7))") == "42\\n"
+print("driver is", type(driver).__name__, "log is", type(log).__name__, "retry", retry.__name__)
+""",
+        args=["--start-scripts", a, b, "--"],
+        env=bed.env(LOGFILE=str(log)),
+    )
+    assert r.returncode == 0, r.stderr
+    assert "driver is Driver log is Logger retry retry" in r.stdout
+    assert "test script finished in " in r.stderr
+    assert "alpha: must succeed: hostname" in r.stderr
+    root = parse_log(log)
+    heads = [h.text for h in root.iter("head")]
+    assert "both answer" in heads and "run the VM test script" in heads
+    serial = [l for l in root.iter("line") if l.get("type") == "serial"]
+    assert {l.get("machine") for l in serial} == {"alpha", "beta"}
+    assert any(l.get("machine") == "alpha" and l.text == "connected to guest root shell" for l in root.iter("line"))
+
+
+def test_failure_exit_status_traceback_and_cleanup(bed):
+    script = bed.script("mini", "machine")
+    log = bed.root / "log.xml"
+    r = bed.run_driver("machine.start()\n\nmachine.succeed('exit 4')\n", args=["--start-scripts", script, "--"],
+                       env=bed.env(LOGFILE=str(log)))
+    assert r.returncode == 1
+    assert "test.py\", line 3, in <module>" in r.stderr
+    assert "command `exit 4` failed (exit code 4)" in r.stderr
+    assert "kill machine (pid " in r.stderr
+    parse_log(log)  # well-formed although the test failed
+    assert not list(bed.tmp.glob("vm-state-machine/*.pid"))
+
+
+def test_environment_variables_and_single_machine_alias(bed):
+    script = bed.script("mini", "server")
+    (bed.root / "t.py").write_text("assert machine is server\nserver.succeed('true')\n")
+    env = bed.env(startScripts=script, testScript=str(bed.root / "t.py"))
+    import subprocess
+    from conftest import driver_exe
+    r = subprocess.run([driver_exe()], env=env, cwd=bed.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "Machine state will be reset" in r.stderr
+
+
+def test_keep_vm_state(bed):
+    script = bed.script("mini", "machine")
+    state = bed.tmp / "vm-state-machine"
+    state.mkdir(parents=True)
+    (state / "marker").write_text("x")
+    r = bed.run_driver("assert os.path.exists(machine.state_dir / 'marker')\n", args=["-K", "--start-scripts", script, "--"])
+    assert r.returncode == 0, r.stderr
+    assert "Machine state will be reset" not in r.stderr
+    r = bed.run_driver("assert not os.path.exists(machine.state_dir / 'marker')\n", args=["--start-scripts", script, "--"])
+    assert r.returncode == 0, r.stderr
+
+
+def test_output_directory_must_be_writable_dir(bed):
+    r = bed.run_driver("pass\n", args=["-o", str(bed.root / "missing")])
+    assert r.returncode == 2 and "is not a directory" in r.stderr
+    ro = bed.root / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    if os.geteuid() != 0:  # root may write anywhere
+        r = bed.run_driver("pass\n", args=["-o", str(ro)])
+        assert r.returncode == 2 and "is not a writeable directory" in r.stderr
+    r = bed.run_driver("assert driver.out_dir == __import__('pathlib').Path(%r)\n" % str(bed.out),
+                       args=["-o", str(bed.out)])
+    assert r.returncode == 0, r.stderr
+
+
+def test_missing_test_script_and_no_vlans(bed):
+    import subprocess
+    from conftest import driver_exe
+    r = subprocess.run([driver_exe(), str(bed.root / "nope.py")], env=bed.env(), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=60)
+    assert r.returncode == 2 and "nope.py" in r.stderr
+    env = bed.env()
+    env.pop("vlans", None)
+    r = bed.run_driver("assert vlans == [] and machines == []\n", env=env)
+    assert r.returncode == 0, r.stderr
+
+
+def test_vlans_flag_starts_vde_switch(bed):
+    r = bed.run_driver(
+        "assert [v.nr for v in vlans] == [1, 3]\n"
+        "assert os.path.exists(os.environ['QEMU_VDE_SOCKET_3'] + '/ctl')\n"
+        "assert vlan1.nr == 1\n",
+        args=["--vlans", "1", "3", "--"])
+    assert r.returncode == 0, r.stderr
+    assert "running vlan (pid " in r.stderr and "kill vlan (pid " in r.stderr
+
+
+def test_polling_condition_fails_the_test(bed):
+    script = bed.script("mini", "machine")
+    r = bed.run_driver(
+        """
+@polling_condition(seconds_interval=0)
+def no_bad_file():
+    "no /tmp/bad in the guest"
+    machine.succeed("test ! -e /tmp/bad")
+
+with no_bad_file:
+    machine.succeed("true")
+    machine.succeed("touch /tmp/bad")
+    machine.succeed("true")
+""",
+        args=["--start-scripts", script, "--"])
+    assert r.returncode == 1
+    assert "Polling condition succeeded: no /tmp/bad in the guest" in r.stderr
+    assert "PollingConditionFailed: Polling condition failed: no /tmp/bad in the guest" in r.stderr
+
+
+def test_interactive_flag_reads_commands(bed):
+    script = bed.script("mini", "machine")
+    import subprocess
+    test = bed.root / "empty.py"
+    test.write_text("")
+    from conftest import driver_exe
+    r = subprocess.run([driver_exe(), "-I", "--start-scripts", script, "--", str(test)], env=bed.env(), cwd=bed.root,
+                       input="print('answer', machine.succeed('echo $((41+1))').strip())\n",
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "answer 42" in r.stdout
+    assert "kill machine" in r.stderr

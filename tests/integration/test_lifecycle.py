@@ -1,0 +1,54 @@
+"""Start, crash, restart and shut down one real `mini` guest."""
+import os
+import signal
+import time
+
+import pytest
+
+from conftest import Bed
+from test_driver import errors
+from test_driver.machine import Machine, NixStartScript
+
+
+def make(bed, name="life", **kw):
+    return Machine(out_dir=bed.out, tmp_dir=bed.tmp, start_command=NixStartScript(bed.script("mini", name)),
+                   name=name, **kw)
+
+
+def test_crash_restart_shutdown(bed):
+    m = make(bed)
+    m.start()
+    assert m.booted and not m.connected and m.pid > 0
+    pid = m.pid
+    assert m.succeed("echo one") == "one\n"
+    assert m.is_up()
+    m.crash()
+    assert not m.booted and m.pid is None and not m.is_up()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    # The same machine boots again.
+    assert m.succeed("echo two") == "two\n"
+    m.shutdown()
+    assert not m.booted and not m.connected
+    m.release()
+
+
+def test_qemu_dying_mid_command_fails_fast(bed):
+    m = make(bed, "dies")
+    m.connect()
+    start = time.monotonic()
+    os.kill(m.pid, signal.SIGKILL)
+    with pytest.raises(errors.MachineError, match=r"machine 'dies': .*QEMU exited \(signal 9 \(SIGKILL\)\)"):
+        m.execute("sleep 20")
+    assert time.monotonic() - start < 5
+    m.release()
+
+
+def test_release_kills_qemu(bed):
+    m = make(bed, "killed")
+    m.start()
+    pid = m.pid
+    m.release()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    m.release()  # idempotent

@@ -1,0 +1,106 @@
+"""Machine methods against one real `mini` guest (busybox + bash + coreutils
+initramfs with NixOS's backdoor), booted once for the module."""
+import hashlib
+import time
+
+import pytest
+
+from conftest import Bed
+from test_driver import errors
+from test_driver.machine import Machine, NixStartScript
+
+
+@pytest.fixture(scope="module")
+def machine(tmp_path_factory):
+    bed = Bed(tmp_path_factory.mktemp("mini"))
+    m = Machine(out_dir=bed.out, tmp_dir=bed.tmp, start_command=NixStartScript(bed.script("mini", "machine")),
+                name="machine")
+    m.connect()
+    yield m
+    m.release()
+
+
+def test_echo_output_is_exact(machine):
+    assert machine.execute("echo hello") == (0, "hello\n")
+    assert machine.succeed("echo hello") == "hello\n"
+
+
+def test_exit_status_and_pipefail(machine):
+    assert machine.execute("exit 3")[0] == 3
+    # Without a timeout the command runs in the backdoor's bash itself, under
+    # set -euo pipefail; with one, in `timeout N sh -c`, as on the reference.
+    assert machine.execute("false | true", timeout=None)[0] == 1
+    assert machine.execute("echo $undefined_variable", timeout=None)[0] != 0
+    assert machine.execute("false | true")[0] == 0
+
+
+def test_check_return_false_skips_the_status(machine):
+    assert machine.execute("echo hi; exit 5", check_return=False) == (-1, "hi\n")
+    assert machine.execute("echo next") == (0, "next\n")  # the shell stays in step
+
+
+def test_seq_round_trips(machine):
+    out = machine.succeed("seq 10000")
+    assert out == "".join(f"{i}\n" for i in range(1, 10001))
+
+
+def test_four_megabytes_of_output(machine):
+    out = machine.succeed("head -c 3000000 /dev/urandom | base64 -w 76 | tee /tmp/big")
+    assert len(out) > 4_000_000
+    guest_sum = machine.succeed("sha256sum /tmp/big").split()[0]
+    assert hashlib.sha256(out.encode()).hexdigest() == guest_sum
+
+
+def test_invalid_utf8_and_nul_bytes_never_raise(machine):
+    out = machine.succeed(r"printf 'a\xff\xfeb\000c\n'")
+    assert out == "a\ufffd\ufffdb\x00c\n"
+
+
+def test_guest_side_timeout(machine):
+    start = time.monotonic()
+    status, _ = machine.execute("sleep 30", timeout=2)
+    assert status == 124
+    assert time.monotonic() - start < 15
+
+
+def test_succeed_and_fail_messages(machine):
+    assert machine.succeed("echo a", "echo b") == "a\nb\n"
+    with pytest.raises(errors.RequestedAssertionFailed, match=r"^command `exit 7` failed \(exit code 7\)$"):
+        machine.succeed("exit 7")
+    assert machine.fail("echo out; false") == "out\n"
+    with pytest.raises(Exception, match=r"^command `true` unexpectedly succeeded$"):
+        machine.fail("true")
+
+
+def test_wait_until_succeeds_and_fails(machine):
+    machine.succeed("rm -f /tmp/flag; (sleep 1; touch /tmp/flag) >/dev/null 2>&1 &")
+    assert machine.wait_until_succeeds("test -e /tmp/flag && echo there", timeout=30) == "there\n"
+    machine.succeed("(sleep 1; rm /tmp/flag) >/dev/null 2>&1 &")
+    machine.wait_until_fails("test -e /tmp/flag", timeout=30)
+    with pytest.raises(errors.RequestedAssertionFailed, match="action timed out after 2 seconds"):
+        machine.wait_until_succeeds("false", timeout=2)
+
+
+def test_monitor_reply_longer_than_10k(machine):
+    reply = machine.send_monitor_command("help")
+    assert len(reply) > 10_000
+    assert "info" in reply and reply.endswith("(qemu) ")
+    with pytest.raises(errors.Error, match="one line"):
+        machine.send_monitor_command("info status\nquit")
+
+
+def test_console_log_has_serial_lines(machine):
+    machine.succeed("echo marker-on-serial > /dev/ttyS0")
+    deadline = time.monotonic() + 10
+    while "marker-on-serial" not in machine.get_console_log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "marker-on-serial" in machine.get_console_log()
+
+
+def test_python_callbacks_run_before_commands_and_propagate(machine):
+    calls = []
+    m2 = Machine(out_dir=machine.out_dir, tmp_dir=machine.tmp_dir / "cb", start_command=machine.start_command,
+                 name="cb", callbacks=[lambda: calls.append(1)])
+    assert len(m2.callbacks) == 1
+    m2.callbacks[0]()
+    assert calls == [1]

@@ -1,0 +1,186 @@
+"""What Python sees of the package, without booting a machine."""
+import datetime
+import inspect
+import os
+from pathlib import Path
+
+import pytest
+
+import test_driver
+from test_driver import driver as driver_mod
+from test_driver import errors, logger, machine, polling_condition, vlan
+from test_driver.machine import LegacyStartCommand, Machine, NixStartScript, StartCommand, retry
+from test_driver.polling_condition import PollingCondition, PollingConditionFailed
+
+REFERENCE_SYMBOLS = [
+    "start_all", "test_script", "machines", "vlans", "driver", "log", "os", "create_machine", "subtest",
+    "run_tests", "join_all", "retry", "serial_stdout_off", "serial_stdout_on", "polling_condition", "Machine",
+]
+
+
+def test_reference_module_layout():
+    assert machine.retry is retry
+    assert logger.rootlog is test_driver.logger.rootlog
+    assert driver_mod.Driver.__name__ == "Driver"
+    assert vlan.VLan.__name__ == "VLan"
+    assert issubclass(NixStartScript, StartCommand) and issubclass(LegacyStartCommand, StartCommand)
+    assert polling_condition.PollingCondition is PollingCondition
+
+
+def test_errors_are_exceptions():
+    assert issubclass(errors.Error, Exception)
+    assert issubclass(errors.MachineError, errors.Error)
+    assert issubclass(errors.RequestedAssertionFailed, AssertionError)
+    assert issubclass(errors.RequestedAssertionFailed, errors.Error)
+    assert issubclass(PollingConditionFailed, Exception)
+
+
+def test_every_public_method_has_a_docstring():
+    for cls in (Machine, driver_mod.Driver, logger.Logger, PollingCondition, StartCommand, vlan.VLan):
+        for name, member in inspect.getmembers(cls):
+            if name.startswith("_") or not callable(member):
+                continue
+            assert member.__doc__ and member.__doc__.strip(), f"{cls.__name__}.{name} has no docstring"
+    assert retry.__doc__
+
+
+def test_retry_contract():
+    calls = []
+
+    def fn(last_try):
+        calls.append(last_try)
+        return len(calls) == 3
+
+    retry(fn, timeout=10)
+    assert calls == [False, False, False]
+
+    seen = []
+    with pytest.raises(errors.RequestedAssertionFailed, match="action timed out after 1 seconds"):
+        retry(lambda last: seen.append(last) or False, timeout=1)
+    assert seen[-1] is True and seen.count(True) == 1
+
+
+def test_retry_accepts_timedelta_and_propagates_python_exceptions():
+    class Boom(Exception):
+        pass
+
+    def fn(_):
+        raise Boom("from the callback")
+
+    with pytest.raises(Boom, match="from the callback"):
+        retry(fn, timeout=datetime.timedelta(seconds=5))
+
+
+def test_polling_condition_description_sources():
+    def documented():
+        """the service is up"""
+
+    def named():
+        return True
+
+    assert PollingCondition(documented).description == "the service is up"
+    assert PollingCondition(named).description == "named"
+    assert PollingCondition(named, description="given").description == "given"
+    failing = PollingCondition(lambda: False, 0.0, "never")
+    with pytest.raises(PollingConditionFailed, match="^Polling condition failed: never$"):
+        failing.maybe_raise()
+    raising = PollingCondition(lambda: 1 / 0, 0.0, "raises")
+    assert raising.check() is False
+    assert PollingCondition(lambda: None, 0.0, "none").check() is True
+
+
+def test_start_commands():
+    assert NixStartScript("/nix/store/abc/bin/run-web_server-vm").machine_name == "web_server"
+    assert NixStartScript("qemu").machine_name == "machine"
+    cmd = LegacyStartCommand(qemuBinary="qemu-system-x86_64", netBackendArgs="restrict=on")
+    line = cmd.cmd("/s/monitor", "/s/shell")
+    assert line.startswith("qemu-system-x86_64 -m 384 -netdev user,id=net0,restrict=on")
+    assert "-monitor unix:/s/monitor -chardev socket,id=shell,path=/s/shell -no-reboot" in line
+    env = StartCommand.build_environment("/state", "/shared")
+    assert env["TMPDIR"] == "/state" and env["SHARED_DIR"] == "/shared" and env["USE_TMPDIR"] == "1"
+
+
+def test_machine_attributes_without_booting(tmp_path):
+    m = Machine(out_dir=tmp_path / "out", tmp_dir=tmp_path, start_command=NixStartScript("/x/run-a-vm"), name="a")
+    assert repr(m) == "<Machine 'a'>"
+    assert m.name == "a" and not m.booted and not m.connected and m.pid is None
+    assert m.state_dir == tmp_path / "vm-state-a" and m.state_dir.is_dir()
+    assert oct(m.state_dir.stat().st_mode & 0o777) == "0o700"
+    assert m.shared_dir == tmp_path / "shared-xchg"
+    assert m.monitor_path == m.state_dir / "monitor" and m.shell_path == m.state_dir / "shell"
+    assert isinstance(m.start_command, NixStartScript)
+    assert m.keep_vm_state is False and m.allow_reboot is False and m.callbacks == []
+    assert not m.is_up()
+
+
+def test_state_dir_wiped_unless_kept(tmp_path):
+    cmd = NixStartScript("/x/run-a-vm")
+    m = Machine(out_dir=tmp_path, tmp_dir=tmp_path, start_command=cmd, name="a")
+    (m.state_dir / "disk").write_text("x")
+    Machine(out_dir=tmp_path, tmp_dir=tmp_path, start_command=cmd, name="a", keep_vm_state=True)
+    assert (m.state_dir / "disk").exists()
+    Machine(out_dir=tmp_path, tmp_dir=tmp_path, start_command=cmd, name="a")
+    assert not (m.state_dir / "disk").exists()
+
+
+def test_missing_start_script_is_named(tmp_path):
+    m = Machine(out_dir=tmp_path, tmp_dir=tmp_path, start_command=NixStartScript(str(tmp_path / "run-gone-vm")),
+                name="gone")
+    with pytest.raises(errors.Error, match=r"machine 'gone': cannot run the start command .*run-gone-vm"):
+        m.start()
+    assert m.pid is None and not m.booted
+
+
+def test_driver_symbols_match_reference(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    with driver_mod.Driver([], [], "", tmp_path) as d:
+        symbols = d.test_symbols()
+    assert list(symbols) == REFERENCE_SYMBOLS
+    assert symbols["os"] is os and symbols["retry"] is retry and symbols["driver"] is d
+    assert "additionally exposed symbols" in capsys.readouterr().out
+
+
+def test_driver_rejects_bad_machine_names(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    with pytest.raises(errors.Error, match="is not a Python identifier"):
+        driver_mod.Driver([str(tmp_path / "run-my-vm-vm")], [], "", tmp_path)
+    with pytest.raises(errors.Error, match="must be unique"):
+        driver_mod.Driver(["/a/run-x-vm", "/b/run-x-vm"], [], "", tmp_path)
+
+
+def test_subtest_logs_and_reraises(tmp_path, monkeypatch, capfd):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    d = driver_mod.Driver([], [], "", tmp_path)
+    with pytest.raises(ValueError):
+        with d.subtest("broken"):
+            raise ValueError("nope")
+    assert 'Test "broken" failed with error: "nope"' in capfd.readouterr().err
+
+
+def test_polling_condition_decorator_forms(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    d = driver_mod.Driver([], [], "", tmp_path)
+    calls = []
+
+    @d.polling_condition
+    def plain():
+        calls.append(1)
+
+    @d.polling_condition(seconds_interval=0.0, description="never holds")
+    def failing():
+        return False
+
+    with plain:
+        assert len(d.polling_conditions) == 1
+        d.check_polling_conditions()
+    assert calls == [1] and d.polling_conditions == []
+    with failing:
+        with pytest.raises(PollingConditionFailed, match="never holds"):
+            d.check_polling_conditions()
+
+
+def test_logger_nested_is_a_context_manager(capfd):
+    with logger.rootlog.nested("outer step", {"machine": "m"}):
+        logger.rootlog.info("inside")
+    err = capfd.readouterr().err
+    assert "m: outer step" in err and "inside" in err and "(finished: outer step, in " in err
