@@ -5,6 +5,8 @@
 #include <pybind11/stl.h>
 #include <unistd.h>
 
+#include "repl.h"
+
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <filesystem>
@@ -120,8 +122,7 @@ int main(int argc, char** argv) {
                       std::filesystem::absolute(out_dir).lexically_normal().string(), keep_vm_state);
       driver.attr("_script_path") = testscript;
       if (interactive) {
-        py::dict symbols = driver.attr("test_symbols")();
-        py::module_::import("code").attr("interact")("local"_a = symbols, "banner"_a = "", "exitmsg"_a = "");
+        td::cli::run_repl(driver.attr("test_symbols")());
       } else {
         auto tic = std::chrono::steady_clock::now();
         driver.attr("run_tests")();
