@@ -12,6 +12,7 @@
 #include "test_driver/driver.h"
 #include "test_driver/errors.h"
 #include "test_driver/interrupt.h"
+#include "test_driver/keys.h"
 #include "test_driver/logger.h"
 #include "test_driver/machine.h"
 #include "test_driver/polling_condition.h"
@@ -138,6 +139,26 @@ std::shared_ptr<td::LegacyStartCommand> make_legacy(const py::dict& args) {
 void mirror_vlan_environment(const td::VLan& v) {
   py::module_::import("os").attr("environ")[py::str("QEMU_VDE_SOCKET_" + std::to_string(v.nr()))] =
       v.socket_dir().string();
+}
+
+// A Python regular expression (str or compiled) as the core's matcher, so
+// that scripts keep Python's regex dialect. A bad pattern is an error naming it.
+td::Machine::TextMatcher to_matcher(const py::object& regex) {
+  py::object pattern;
+  try {
+    pattern = py::module_::import("re").attr("compile")(regex);
+  } catch (py::error_already_set& e) {
+    throw td::Error("invalid regular expression " + py::repr(regex).cast<std::string>() + ": " +
+                    py::str(e.value()).cast<std::string>());
+  }
+  return [pattern](const std::string& text) {
+    py::gil_scoped_acquire gil;
+    return !pattern.attr("search")(text).is_none();
+  };
+}
+
+std::string regex_text(const py::object& regex) {
+  return py::str(py::hasattr(regex, "pattern") ? regex.attr("pattern") : regex);
 }
 
 std::vector<std::string> to_strings(const py::args& args) {
@@ -390,7 +411,7 @@ PYBIND11_MODULE(_core, m) {
           },
           "msg"_a, "attrs"_a = py::none(), "Context manager: a log nest with this machine's name.")
       .def("run_callbacks", &td::Machine::run_callbacks, release_gil())
-      .def("start", &td::Machine::start, release_gil(),
+      .def("start", &td::Machine::start, "allow_reboot"_a = py::none(), release_gil(),
            "Start QEMU and wait for its monitor; does not wait for the guest to boot.")
       .def("connect", &td::Machine::connect, release_gil(), "Start if needed and wait for the guest's root shell.")
       .def("shutdown", &td::Machine::shutdown, release_gil(), "Power the guest off and wait until QEMU exits.")
@@ -407,12 +428,12 @@ PYBIND11_MODULE(_core, m) {
       .def("cleanup_statedir", &td::Machine::cleanup_statedir, "Delete the VM state directory.")
       .def(
           "execute",
-          [](td::Machine& m, const std::string& command, bool check_return, py::object timeout) {
+          [](td::Machine& m, const std::string& command, bool check_return, py::object timeout, bool check_output) {
             auto t = to_seconds(timeout);
             py::gil_scoped_release release;
-            return m.execute(command, check_return, t);
+            return m.execute(command, check_return, t, check_output);
           },
-          "command"_a, "check_return"_a = true, "timeout"_a = 900,
+          "command"_a, "check_return"_a = true, "timeout"_a = 900, "check_output"_a = true,
           "Run a shell command in the guest; return (exit status, output). Status is -1 when check_return is "
           "False. With a timeout (seconds), the command is killed after it.")
       .def(
@@ -454,7 +475,153 @@ PYBIND11_MODULE(_core, m) {
       .def("send_monitor_command", &td::Machine::send_monitor_command, "command"_a, release_gil(),
            "Send a command to QEMU's human monitor; return its reply.")
       .def("get_console_log", &td::Machine::console_log, release_gil(),
-           "Everything the serial console printed since the machine started.");
+           "Everything the serial console printed since the machine started.")
+      .def(
+          "wait_for_console_text",
+          [](td::Machine& m, py::object regex, py::object timeout) {
+            auto matcher = to_matcher(regex);
+            auto text = regex_text(regex);
+            auto t = to_seconds(timeout);
+            py::gil_scoped_release release;
+            m.wait_for_console_text(text, matcher, t);
+          },
+          "regex"_a, "timeout"_a = py::none(),
+          "Wait until the serial console output not yet consumed by an earlier call matches regex (re.search over "
+          "the lines joined with newlines).")
+      .def("send_console", &td::Machine::send_console, "chars"_a, release_gil(),
+           "Write characters to the guest's serial console (QEMU's stdin).")
+      // systemd
+      .def("systemctl", &td::Machine::systemctl, "q"_a, "user"_a = py::none(), release_gil(),
+           "Run `systemctl q` (as `systemctl --user` of `user` when given); return (status, output).")
+      .def("get_unit_info", &td::Machine::get_unit_info, "unit"_a, "user"_a = py::none(), release_gil(),
+           "The properties of a unit from `systemctl show`, as a dict.")
+      .def("get_unit_property", &td::Machine::get_unit_property, "unit"_a, "property"_a, "user"_a = py::none(),
+           release_gil(), "One property of a unit from `systemctl show --property`.")
+      .def(
+          "wait_for_unit",
+          [](td::Machine& m, const std::string& unit, std::optional<std::string> user, py::object timeout) {
+            double t = to_seconds(timeout).value_or(900);
+            py::gil_scoped_release release;
+            m.wait_for_unit(unit, user, t);
+          },
+          "unit"_a, "user"_a = py::none(), "timeout"_a = 900,
+          "Wait for a systemd unit to become active; raise if it fails or is inactive with no pending jobs.")
+      .def("require_unit_state", &td::Machine::require_unit_state, "unit"_a, "require_state"_a = "active",
+           release_gil(), "Raise unless the unit is in the given state.")
+      .def("start_job", &td::Machine::start_job, "jobname"_a, "user"_a = py::none(), release_gil(),
+           "systemctl start; return (status, output).")
+      .def("stop_job", &td::Machine::stop_job, "jobname"_a, "user"_a = py::none(), release_gil(),
+           "systemctl stop; return (status, output).")
+      .def("wait_for_job", &td::Machine::wait_for_job, "jobname"_a, release_gil(), "Same as wait_for_unit.")
+      // files
+      .def(
+          "wait_for_file",
+          [](td::Machine& m, const std::string& filename, py::object timeout) {
+            double t = to_seconds(timeout).value_or(900);
+            py::gil_scoped_release release;
+            m.wait_for_file(filename, t);
+          },
+          "filename"_a, "timeout"_a = 900, "Wait until the file exists in the guest.")
+      .def("copy_from_host_via_shell", &td::Machine::copy_from_host_via_shell, "source"_a, "target"_a, release_gil(),
+           "Copy a host file into the guest through the shell (no shared directory needed).")
+      .def("copy_from_host", &td::Machine::copy_from_host, "source"_a, "target"_a, release_gil(),
+           "Copy a host file or directory into the guest through the shared directory.")
+      .def("copy_from_vm", &td::Machine::copy_from_vm, "source"_a, "target_dir"_a = "", release_gil(),
+           "Copy a guest file or directory to out_dir/target_dir through the shared directory.")
+      .def("copy_from_machine", &td::Machine::copy_from_vm, "source"_a, "target_dir"_a = "", release_gil(),
+           "Upstream's name for copy_from_vm.")
+      // network
+      .def(
+          "wait_for_open_port",
+          [](td::Machine& m, int port, const std::string& addr, py::object timeout) {
+            double t = to_seconds(timeout).value_or(900);
+            py::gil_scoped_release release;
+            m.wait_for_open_port(port, addr, t);
+          },
+          "port"_a, "addr"_a = "localhost", "timeout"_a = 900, "Wait until a TCP port accepts connections in the guest.")
+      .def(
+          "wait_for_closed_port",
+          [](td::Machine& m, int port, const std::string& addr, py::object timeout) {
+            double t = to_seconds(timeout).value_or(900);
+            py::gil_scoped_release release;
+            m.wait_for_closed_port(port, addr, t);
+          },
+          "port"_a, "addr"_a = "localhost", "timeout"_a = 900, "Wait until a TCP port refuses connections in the guest.")
+      .def(
+          "wait_for_open_unix_socket",
+          [](td::Machine& m, const std::string& path, bool is_datagram, py::object timeout) {
+            double t = to_seconds(timeout).value_or(900);
+            py::gil_scoped_release release;
+            m.wait_for_open_unix_socket(path, is_datagram, t);
+          },
+          "path"_a, "is_datagram"_a = false, "timeout"_a = 900, "Wait until a Unix socket accepts connections.")
+      .def("forward_port", &td::Machine::forward_port, "host_port"_a = 8080, "guest_port"_a = 80, release_gil(),
+           "Forward a TCP port of the host (127.0.0.1) to one of the guest.")
+      .def("block", &td::Machine::block, release_gil(), "Cut the first VLAN interface (eth1) off.")
+      .def("unblock", &td::Machine::unblock, release_gil(), "Reconnect the first VLAN interface (eth1).")
+      // keyboard, TTYs, X11
+      .def("send_key", &td::Machine::send_key, "key"_a, "delay"_a = 0.01, "log"_a = true, release_gil(),
+           "Press a key (a QEMU sendkey name, or a character of CHAR_TO_KEY).")
+      .def("send_chars", &td::Machine::send_chars, "chars"_a, "delay"_a = 0.01, release_gil(),
+           "Type characters with send_key.")
+      .def("get_tty_text", &td::Machine::get_tty_text, "tty"_a, release_gil(), "The text on virtual terminal ttyN.")
+      .def(
+          "wait_until_tty_matches",
+          [](td::Machine& m, const std::string& tty, py::object regexp, py::object timeout) {
+            auto matcher = to_matcher(regexp);
+            auto text = regex_text(regexp);
+            double t = to_seconds(timeout).value_or(900);
+            py::gil_scoped_release release;
+            m.wait_until_tty_matches(tty, text, matcher, t);
+          },
+          "tty"_a, "regexp"_a, "timeout"_a = 900, "Wait until the text on ttyN matches regexp.")
+      .def("dump_tty_contents", &td::Machine::dump_tty_contents, "tty"_a, release_gil(),
+           "Debugging: write the contents of ttyN to the guest's journal.")
+      .def(
+          "sleep", [](td::Machine& m, double secs) {
+            py::gil_scoped_release release;
+            m.sleep(secs);
+          },
+          "secs"_a, "Sleep in guest time.")
+      .def(
+          "wait_for_x",
+          [](td::Machine& m, py::object timeout) {
+            double t = to_seconds(timeout).value_or(900);
+            py::gil_scoped_release release;
+            m.wait_for_x(t);
+          },
+          "timeout"_a = 900, "Wait until the X server accepts connections.")
+      .def("get_window_names", &td::Machine::get_window_names, release_gil(), "Names of the X11 windows.")
+      .def(
+          "wait_for_window",
+          [](td::Machine& m, py::object regexp, py::object timeout) {
+            auto matcher = to_matcher(regexp);
+            auto text = regex_text(regexp);
+            double t = to_seconds(timeout).value_or(900);
+            py::gil_scoped_release release;
+            m.wait_for_window(text, matcher, t);
+          },
+          "regexp"_a, "timeout"_a = 900, "Wait until an X11 window whose name matches regexp exists.")
+      .def("shell_interact", &td::Machine::shell_interact, release_gil(),
+           "Connect the terminal to the guest's root shell (test development only).")
+      .def("reboot", &td::Machine::reboot, release_gil(), "Press Ctrl+Alt+Delete; the shell reconnects on next use.")
+      // screen
+      .def("screenshot", &td::Machine::screenshot, "filename"_a, release_gil(),
+           "Save a PNG of the screen: out_dir/<name>.png for a bare word, else the given path.")
+      .def("get_screen_text_variants", &td::Machine::get_screen_text_variants, release_gil(),
+           "The screen's text as read by OCR with each tesseract model.")
+      .def("get_screen_text", &td::Machine::get_screen_text, release_gil(), "The screen's text as read by OCR.")
+      .def(
+          "wait_for_text",
+          [](td::Machine& m, py::object regex, py::object timeout) {
+            auto matcher = to_matcher(regex);
+            auto text = regex_text(regex);
+            double t = to_seconds(timeout).value_or(900);
+            py::gil_scoped_release release;
+            m.wait_for_text(text, matcher, t);
+          },
+          "regex"_a, "timeout"_a = 900, "Wait until OCR finds regex on the screen.");
+  m.attr("CHAR_TO_KEY") = td::char_to_key();
 
   // --- VLANs
   py::class_<td::VLan, std::shared_ptr<td::VLan>>(m, "VLan", "A virtual LAN: one vde_switch.")

@@ -8,6 +8,7 @@
 #include <boost/asio.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <cstdlib>
+#include <cstring>
 
 #include "test_driver/base64.h"
 #include "test_driver/errors.h"
@@ -83,13 +84,16 @@ struct Machine::Channels {
     while (!done && !exited && !interrupted && !timed_out) {
       if (io.run_one() == 0) break;
     }
-    if (!done) cancel();
+    // Cancelling completes the operation's handler too (which sets `done`,
+    // with operation_aborted): what ended the wait is decided before that.
+    const bool finished = done;
+    if (!finished) cancel();
     exit_watch.cancel();
     interrupt_watch.cancel();
     timer.cancel();
     io.restart();
     io.run();  // completes the cancelled handlers, which refer to our locals
-    if (done) return Outcome::kDone;
+    if (finished) return Outcome::kDone;
     if (interrupted) return Outcome::kInterrupted;
     if (exited) return Outcome::kExited;
     return Outcome::kTimedOut;
@@ -121,6 +125,30 @@ class Machine::SerialReader {
     std::lock_guard lock(mutex_);
     size_t from = lines_.size() > n ? lines_.size() - n : 0;
     return {lines_.begin() + static_cast<long>(from), lines_.end()};
+  }
+  // Blocks until there are more than `count` lines, the output ended, or
+  // `until` passed; returns the line count.
+  size_t wait_for_more(size_t count, Clock::time_point until) {
+    std::unique_lock lock(mutex_);
+    changed_.wait_until(lock, until, [&] { return lines_.size() > count || eof_; });
+    return lines_.size();
+  }
+  bool ended() const {
+    std::lock_guard lock(mutex_);
+    return eof_;
+  }
+  size_t size() const {
+    std::lock_guard lock(mutex_);
+    return lines_.size();
+  }
+  std::string join(size_t from, size_t to) const {
+    std::lock_guard lock(mutex_);
+    std::string out;
+    for (size_t i = from; i < to && i < lines_.size(); ++i) {
+      if (i > from) out += '\n';
+      out += lines_[i];
+    }
+    return out;
   }
   std::string all() const {
     std::lock_guard lock(mutex_);
@@ -222,9 +250,10 @@ void Machine::fail_channel(const std::string& step, const std::string& reason) {
   throw MachineError(fmt::format("machine '{}': {}: {}{}", name(), step, why, recent_output()));
 }
 
-void Machine::start() {
+void Machine::start(std::optional<bool> allow_reboot) {
   std::lock_guard lock(mutex_);
   if (booted_) return;
+  if (allow_reboot) options_.allow_reboot = *allow_reboot;
   log("starting vm");
   make_private_dir(state_dir_, "VM state directory");
   check_socket_path(monitor_path_);
@@ -234,6 +263,7 @@ void Machine::start() {
   spawn.argv = options_.start_command->argv(monitor_path_.string(), shell_path_.string(), options_.allow_reboot);
   spawn.env = StartCommand::build_environment(state_dir_.string(), shared_dir_.string());
   spawn.cwd = state_dir_.string();
+  spawn.stdin_pipe = true;  // QEMU's -serial stdio reads it: send_console
 
   auto channels = std::make_unique<Channels>();
   auto listen = [&](stream_protocol::acceptor& acceptor, const std::filesystem::path& path) {
@@ -256,6 +286,7 @@ void Machine::start() {
   channels->watch_exit_of(*process_);
   channels_ = std::move(channels);
   serial_ = std::make_unique<SerialReader>(*this, process_->output_fd());
+  console_cursor_ = 0;
 
   try {
     accept_channels();
@@ -270,7 +301,9 @@ void Machine::start() {
 }
 
 void Machine::accept_channels() {
-  auto deadline = Clock::now() + kSocketConnectTimeout;
+  // TEST_DRIVER_CONNECT_TIMEOUT, the whole boot's budget, caps this too.
+  double limit = std::min<double>(std::chrono::duration<double>(kSocketConnectTimeout).count(), connect_timeout_);
+  auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(limit));
   auto accept = [&](stream_protocol::acceptor& acceptor, stream_protocol::socket& socket, const char* what) {
     bool done = false;
     boost::system::error_code ec;
@@ -288,7 +321,7 @@ void Machine::accept_channels() {
         throw Interrupted();
       case Outcome::kTimedOut:
         fail_channel(fmt::format("waiting for QEMU to connect to the {} socket", what),
-                     fmt::format("no connection within {} seconds", kSocketConnectTimeout.count()));
+                     fmt::format("no connection within {} seconds", format_seconds(limit)));
     }
   };
   accept(channels_->monitor_acceptor, channels_->monitor, "monitor");
@@ -386,7 +419,7 @@ void Machine::connect() {
 }
 
 std::pair<int, std::string> Machine::execute(const std::string& command, bool check_return,
-                                             std::optional<double> timeout) {
+                                             std::optional<double> timeout, bool check_output) {
   std::lock_guard lock(mutex_);
   run_callbacks();
   connect();
@@ -397,7 +430,11 @@ std::pair<int, std::string> Machine::execute(const std::string& command, bool ch
     deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                   std::chrono::duration<double>(*timeout + kHostTimeoutMargin));
   std::string step = fmt::format("running `{}`", command);
-  write_shell(fmt::format("( set -euo pipefail; {} ) | (base64 --wrap 0; echo)\n", wrapped), step);
+  // The exit status is asked for on the same line: one round trip, and the
+  // shell runs it right after the pipeline, as a second line would.
+  std::string line = fmt::format("( set -euo pipefail; {} ) {}| (base64 --wrap 0; echo){}\n", wrapped,
+                                 check_output ? "" : ">/dev/null 2>&1 ", check_return ? "; echo ${PIPESTATUS[0]}" : "");
+  write_shell(line, step);
   std::string frame = read_shell_line(deadline, step);
   auto output = base64_decode(frame);
   if (!output)
@@ -406,11 +443,11 @@ std::pair<int, std::string> Machine::execute(const std::string& command, bool ch
                                    name(), step, to_valid_utf8(frame)));
   std::string text = to_valid_utf8(*output);
   if (!check_return) return {-1, std::move(text)};
-  write_shell("echo ${PIPESTATUS[0]}\n", step);
   std::string status_line = read_shell_line(deadline, step);
   try {
     size_t used = 0;
     int status = std::stoi(status_line, &used);
+    if (!check_output) return {-2, ""};
     return {status, std::move(text)};
   } catch (const std::exception&) {
     throw MachineError(fmt::format("machine '{}': {}: expected an exit status from the guest shell, got {:.200}", name(),
@@ -524,6 +561,59 @@ std::string Machine::send_monitor_command(const std::string& command) {
 
 std::string Machine::console_log() const { return serial_ ? serial_->all() : ""; }
 
+void Machine::wait_for_console_text(const std::string& regex_text, const TextMatcher& matches,
+                                    std::optional<double> timeout) {
+  auto nest = nested(fmt::format("waiting for {} to appear on console", regex_text));
+  std::optional<Clock::time_point> deadline;
+  if (timeout) deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(*timeout));
+  size_t seen = console_cursor_;
+  for (;;) {
+    if (!serial_) throw MachineError(fmt::format("machine '{}': the machine is not running, so its console is silent", name()));
+    size_t count = serial_->size();
+    if (count > seen || count == console_cursor_) {
+      // Lines not yet consumed, including those from before this call.
+      seen = count;
+      if (count > console_cursor_ && matches(serial_->join(console_cursor_, count))) {
+        console_cursor_ = count;
+        return;
+      }
+    }
+    if (serial_->ended()) fail_channel(fmt::format("waiting for {} to appear on console", regex_text), "the console ended");
+    interrupt::check();
+    auto slice = Clock::now() + std::chrono::milliseconds(200);  // to notice interrupts
+    if (deadline && *deadline <= Clock::now())
+      throw RequestedAssertionFailed(fmt::format("machine '{}': {} did not appear on the console within {} seconds",
+                                                 name(), regex_text, format_seconds(*timeout)));
+    serial_->wait_for_more(seen, deadline ? std::min(*deadline, slice) : slice);
+  }
+}
+
+void Machine::send_console(const std::string& chars) {
+  std::lock_guard lock(mutex_);
+  if (!process_ || process_->input_fd() < 0)
+    throw MachineError(fmt::format("machine '{}': not running, cannot write to its console", name()));
+  size_t done = 0;
+  while (done < chars.size()) {
+    ssize_t n = ::write(process_->input_fd(), chars.data() + done, chars.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail_channel("writing to the serial console", std::strerror(errno));
+    done += static_cast<size_t>(n);
+  }
+}
+
+void Machine::shell_interact() {
+  std::lock_guard lock(mutex_);
+  connect();
+  log("Terminal is ready (there is no initial prompt):");
+  Process::Options socat;
+  socat.argv = {"socat", "READLINE,prompt=$ ", "FD:3"};
+  socat.inherit_stdio = true;
+  socat.capture_stdout = false;
+  socat.pass_fds = {channels_->shell.native_handle()};
+  auto process = Process::spawn(socat);
+  process->wait(std::nullopt);
+}
+
 void Machine::shutdown() {
   std::lock_guard lock(mutex_);
   if (!booted_) return;
@@ -555,6 +645,7 @@ void Machine::wait_for_shutdown(std::optional<double> timeout) {
       break;
   }
   process_->wait(std::nullopt);
+  process_->terminate(std::chrono::seconds(0));  // QEMU is gone; so must be what it left in its group
   finish_shutdown();
 }
 
@@ -572,10 +663,9 @@ void Machine::finish_shutdown() {
 void Machine::release() {
   std::lock_guard lock(mutex_);
   if (!process_) return;
-  if (!process_->exited()) {
-    rootlog().info(fmt::format("kill machine (pid {})", process_->pid()));
-    process_->terminate(std::chrono::seconds(5));
-  }
+  if (!process_->exited()) rootlog().info(fmt::format("kill machine (pid {})", process_->pid()));
+  // Also after QEMU exited: kills what its start script left in its group.
+  process_->terminate(std::chrono::seconds(5));
   finish_shutdown();
   process_.reset();
 }

@@ -37,6 +37,8 @@ std::unique_ptr<Process> Process::spawn(const Options& options) {
   int out_pipe[2] = {-1, -1};
   int err_pipe[2] = {-1, -1};
   int exec_error[2] = {-1, -1};
+  int in_pipe[2] = {-1, -1};
+  if (options.stdin_pipe && ::pipe2(in_pipe, O_CLOEXEC) != 0) throw Error(fmt::format("pipe: {}", std::strerror(errno)));
   if (options.capture_stdout && ::pipe2(out_pipe, O_CLOEXEC) != 0) throw Error(fmt::format("pipe: {}", std::strerror(errno)));
   if (options.capture_stderr_apart && ::pipe2(err_pipe, O_CLOEXEC) != 0) throw Error(fmt::format("pipe: {}", std::strerror(errno)));
   if (::pipe2(exec_error, O_CLOEXEC) != 0) throw Error(fmt::format("pipe: {}", std::strerror(errno)));
@@ -55,8 +57,16 @@ std::unique_ptr<Process> Process::spawn(const Options& options) {
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    int in = options.stdin_fd >= 0 ? options.stdin_fd : ::open("/dev/null", O_RDONLY);
-    ::dup2(in, 0);
+    if (!options.inherit_stdio) {
+      int in = options.stdin_pipe ? in_pipe[0] : options.stdin_fd >= 0 ? options.stdin_fd : ::open("/dev/null", O_RDONLY);
+      ::dup2(in, 0);
+    }
+    // Passed descriptors go to 3, 4, ...: first out of the way of each other.
+    int moved[16];
+    size_t npass = options.pass_fds.size() < 16 ? options.pass_fds.size() : 16;
+    for (size_t i = 0; i < npass; ++i) moved[i] = ::fcntl(options.pass_fds[i], F_DUPFD_CLOEXEC, 64);
+    for (size_t i = 0; i < npass; ++i) ::dup2(moved[i], static_cast<int>(3 + i));
+    if (!options.capture_stdout && options.stdout_fd >= 0) ::dup2(options.stdout_fd, 1);
     if (options.capture_stdout) {
       ::dup2(out_pipe[1], 1);
       if (!options.capture_stderr_apart) ::dup2(out_pipe[1], 2);
@@ -79,6 +89,8 @@ std::unique_ptr<Process> Process::spawn(const Options& options) {
   close_fd(exec_error[1]);
   close_fd(out_pipe[1]);
   close_fd(err_pipe[1]);
+  close_fd(in_pipe[0]);
+  process->input_fd_ = in_pipe[1];
   process->output_fd_ = out_pipe[0];
   process->error_fd_ = err_pipe[0];
 
@@ -109,6 +121,48 @@ Process::~Process() {
   close_fd(pidfd_);
   close_fd(output_fd_);
   close_fd(error_fd_);
+  close_fd(input_fd_);
+}
+
+bool Process::Result::exited_normally() const { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+int Process::Result::exit_code() const { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+
+Process::Result Process::run(const Options& options, std::chrono::milliseconds timeout) {
+  auto process = spawn(options);
+  auto deadline = Clock::now() + timeout;
+  Result result;
+  std::vector<pollfd> fds;
+  if (process->output_fd_ >= 0) fds.push_back({process->output_fd_, POLLIN, 0});
+  if (process->error_fd_ >= 0) fds.push_back({process->error_fd_, POLLIN, 0});
+  while (!fds.empty()) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) {
+      process->terminate(std::chrono::milliseconds(500));
+      throw Error(fmt::format("{} did not finish within {} seconds", options.argv[0], timeout.count() / 1000.0));
+    }
+    int r = ::poll(fds.data(), fds.size(), static_cast<int>(left));
+    if (r < 0 && errno == EINTR) continue;
+    for (size_t i = 0; i < fds.size();) {
+      if (fds[i].revents == 0) {
+        ++i;
+        continue;
+      }
+      char buffer[65536];
+      ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
+      if (n > 0) {
+        (fds[i].fd == process->output_fd_ ? result.output : result.error).append(buffer, static_cast<size_t>(n));
+        ++i;
+      } else {
+        fds.erase(fds.begin() + static_cast<long>(i));
+      }
+    }
+  }
+  if (!process->wait(deadline)) {
+    process->terminate(std::chrono::milliseconds(500));
+    throw Error(fmt::format("{} did not finish within {} seconds", options.argv[0], timeout.count() / 1000.0));
+  }
+  result.status = process->status();
+  return result;
 }
 
 bool Process::poll() {

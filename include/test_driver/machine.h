@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
+#include <map>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -31,6 +32,9 @@ class Machine {
  public:
   using Clock = std::chrono::steady_clock;
   using Callback = std::function<void()>;
+  // A regular expression test; the bindings make it from Python's re so
+  // that scripts keep Python's regex dialect.
+  using TextMatcher = std::function<bool(const std::string&)>;
 
   struct Options {
     std::filesystem::path out_dir;
@@ -51,7 +55,7 @@ class Machine {
   Machine& operator=(const Machine&) = delete;
 
   // --- lifecycle
-  void start();
+  void start(std::optional<bool> allow_reboot = std::nullopt);
   void connect();
   bool is_up() const { return booted_ && connected_; }
   // "poweroff" in the guest, then wait_for_shutdown().
@@ -68,8 +72,9 @@ class Machine {
   // Runs `command` in the guest's root shell; returns (status, output).
   // With check_return false the status is -1 and one round trip is saved.
   // `timeout` (seconds) wraps the command in coreutils' timeout.
+  // With check_output false the output is discarded and the status is -2.
   std::pair<int, std::string> execute(const std::string& command, bool check_return = true,
-                                      std::optional<double> timeout = 900);
+                                      std::optional<double> timeout = 900, bool check_output = true);
   std::string succeed(const std::vector<std::string>& commands, std::optional<double> timeout = std::nullopt);
   std::string fail(const std::vector<std::string>& commands, std::optional<double> timeout = std::nullopt);
   std::string wait_until_succeeds(const std::string& command, double timeout = 900);
@@ -82,6 +87,66 @@ class Machine {
   // --- the serial console
   // All serial lines seen since the last start, joined with newlines.
   std::string console_log() const;
+  // Waits until `matches` holds for the serial lines not yet consumed by an
+  // earlier call (joined with newlines), then consumes them. Event-driven:
+  // wakes on each new line. No deadline when timeout is nullopt.
+  void wait_for_console_text(const std::string& regex_text, const TextMatcher& matches,
+                             std::optional<double> timeout = std::nullopt);
+  // Writes `chars` to QEMU's stdin, i.e. the guest's serial console.
+  void send_console(const std::string& chars);
+
+  // --- systemd (machine_systemd.cc)
+  std::pair<int, std::string> systemctl(const std::string& q, const std::optional<std::string>& user = std::nullopt);
+  std::map<std::string, std::string> get_unit_info(const std::string& unit,
+                                                   const std::optional<std::string>& user = std::nullopt);
+  std::string get_unit_property(const std::string& unit, const std::string& property,
+                                const std::optional<std::string>& user = std::nullopt);
+  void wait_for_unit(const std::string& unit, const std::optional<std::string>& user = std::nullopt,
+                     double timeout = 900);
+  void require_unit_state(const std::string& unit, const std::string& require_state = "active");
+  std::pair<int, std::string> start_job(const std::string& job, const std::optional<std::string>& user = std::nullopt);
+  std::pair<int, std::string> stop_job(const std::string& job, const std::optional<std::string>& user = std::nullopt);
+  void wait_for_job(const std::string& job);
+
+  // --- files (machine_files.cc)
+  void wait_for_file(const std::string& filename, double timeout = 900);
+  void copy_from_host_via_shell(const std::filesystem::path& source, const std::string& target);
+  void copy_from_host(const std::filesystem::path& source, const std::string& target);
+  // Copies a guest path to out_dir/target_dir/<basename> through the shared
+  // directory.
+  void copy_from_vm(const std::string& source, const std::string& target_dir = "");
+
+  // --- network (machine_network.cc)
+  void wait_for_open_port(int port, const std::string& addr = "localhost", double timeout = 900);
+  void wait_for_closed_port(int port, const std::string& addr = "localhost", double timeout = 900);
+  void wait_for_open_unix_socket(const std::string& path, bool is_datagram = false, double timeout = 900);
+  void forward_port(int host_port = 8080, int guest_port = 80);
+  void block();
+  void unblock();
+
+  // --- keyboard, TTYs, X11 (machine_input.cc)
+  void send_key(const std::string& key, double delay = 0.01, bool log = true);
+  void send_chars(const std::string& chars, double delay = 0.01);
+  std::string get_tty_text(const std::string& tty);
+  void wait_until_tty_matches(const std::string& tty, const std::string& regex_text, const TextMatcher& matches,
+                              double timeout = 900);
+  void dump_tty_contents(const std::string& tty);
+  // Sleeps in guest time.
+  void sleep(double seconds);
+  void wait_for_x(double timeout = 900);
+  std::vector<std::string> get_window_names();
+  void wait_for_window(const std::string& regex_text, const TextMatcher& matches, double timeout = 900);
+  // Connects the terminal to the guest's root shell through socat.
+  void shell_interact();
+  // Presses Ctrl+Alt+Delete; the shell must be reconnected afterwards.
+  void reboot();
+
+  // --- screen (machine_screen.cc)
+  // Saves a PNG: out_dir/<name>.png for a bare word, else the given path.
+  void screenshot(const std::string& filename);
+  std::vector<std::string> get_screen_text_variants();
+  std::string get_screen_text();
+  void wait_for_text(const std::string& regex_text, const TextMatcher& matches, double timeout = 900);
 
   // --- logging
   void log(const std::string& message);
@@ -122,6 +187,8 @@ class Machine {
   void write_shell(const std::string& data, const std::string& step);
   void finish_shutdown();
   std::string recent_output() const;
+  std::vector<std::string> screen_text_variants(const std::vector<int>& models);
+  size_t console_cursor_ = 0;  // serial lines consumed by wait_for_console_text
 
   Options options_;
   std::filesystem::path shared_dir_;

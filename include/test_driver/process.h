@@ -22,10 +22,28 @@ class Process {
     std::vector<std::string> argv;  // argv[0] is looked up in PATH
     std::vector<std::string> env;   // KEY=VALUE; empty means inherit
     std::string cwd;                // "" means inherit
-    int stdin_fd = -1;              // -1 means /dev/null
+    int stdin_fd = -1;              // -1 means /dev/null (unless stdin_pipe or inherit_stdio)
+    bool stdin_pipe = false;        // a pipe the driver writes to (input_fd())
     bool capture_stdout = true;     // stdout and stderr to one pipe
     bool capture_stderr_apart = false;  // stderr to a pipe of its own
+    int stdout_fd = -1;             // with capture_stdout false: stdout goes here
+    bool inherit_stdio = false;     // the driver's own stdin/stdout/stderr (for socat)
+    std::vector<int> pass_fds;      // become fds 3, 4, ... in the child
   };
+
+  // What a finished host tool did.
+  struct Result {
+    int status = 0;  // raw wait status
+    std::string output;  // stdout (and stderr unless capture_stderr_apart)
+    std::string error;   // stderr when capture_stderr_apart
+    bool exited_normally() const;
+    int exit_code() const;
+  };
+
+  // Runs a host tool to completion (no shell), collecting its output.
+  // Throws td::Error when it cannot start or runs past the timeout (then it
+  // is killed).
+  static Result run(const Options& options, std::chrono::milliseconds timeout);
 
   // Starts the process. Throws td::Error naming the program and the reason
   // when it cannot be started (not found, not executable, bad cwd).
@@ -43,6 +61,8 @@ class Process {
   // keeps ownership.
   int output_fd() const { return output_fd_; }
   int error_fd() const { return error_fd_; }
+  // The write end of the stdin pipe (-1 unless stdin_pipe).
+  int input_fd() const { return input_fd_; }
 
   // Reaps the child if it has exited; true when it has.
   bool poll();
@@ -65,6 +85,7 @@ class Process {
   int pidfd_ = -1;
   int output_fd_ = -1;
   int error_fd_ = -1;
+  int input_fd_ = -1;
   bool exited_ = false;
   int status_ = 0;
 };

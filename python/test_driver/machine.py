@@ -1,5 +1,6 @@
 """Machines, their start commands, and `retry`."""
 from test_driver._core import (
+    CHAR_TO_KEY,
     LegacyStartCommand,
     Machine,
     NixStartScript,
@@ -7,4 +8,4 @@ from test_driver._core import (
     retry,
 )
 
-__all__ = ["LegacyStartCommand", "Machine", "NixStartScript", "StartCommand", "retry"]
+__all__ = ["CHAR_TO_KEY", "LegacyStartCommand", "Machine", "NixStartScript", "StartCommand", "retry"]

@@ -1,0 +1,86 @@
+// Machine: files between host and guest, through the shell or the 9p
+// shared directory (host shared_dir = guest /tmp/shared).
+#include <fmt/format.h>
+#include <stdlib.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "test_driver/base64.h"
+#include "test_driver/errors.h"
+#include "test_driver/machine.h"
+#include "test_driver/retry.h"
+#include "test_driver/shell_words.h"
+
+namespace td {
+namespace {
+
+// A fresh directory under the shared directory, removed again on scope exit.
+class SharedTempDir {
+ public:
+  explicit SharedTempDir(const std::filesystem::path& shared_dir) {
+    std::string pattern = (shared_dir / "tmpXXXXXX").string();
+    if (!::mkdtemp(pattern.data()))
+      throw Error(fmt::format("cannot create a temporary directory in {}: {}", shared_dir.string(), std::strerror(errno)));
+    host_ = pattern;
+  }
+  ~SharedTempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(host_, ec);
+  }
+  const std::filesystem::path& host() const { return host_; }
+  std::string guest() const { return "/tmp/shared/" + host_.filename().string(); }
+
+ private:
+  std::filesystem::path host_;
+};
+
+void copy_tree(const std::filesystem::path& from, const std::filesystem::path& to) {
+  std::error_code ec;
+  auto options = std::filesystem::copy_options::recursive | std::filesystem::copy_options::overwrite_existing |
+                 std::filesystem::copy_options::copy_symlinks;
+  std::filesystem::copy(from, to, options, ec);
+  if (ec) throw Error(fmt::format("cannot copy {} to {}: {}", from.string(), to.string(), ec.message()));
+}
+
+}  // namespace
+
+void Machine::wait_for_file(const std::string& filename, double timeout) {
+  auto nest = nested(fmt::format("waiting for file ‘{}‘", filename));
+  retry([&](bool) { return execute("test -e " + shell_quote(filename)).first == 0; }, timeout);
+}
+
+void Machine::copy_from_host_via_shell(const std::filesystem::path& source, const std::string& target) {
+  std::ifstream in(source, std::ios::binary);
+  if (!in) throw Error(fmt::format("cannot read {}: {}", source.string(), std::strerror(errno)));
+  std::stringstream content;
+  content << in.rdbuf();
+  // The content goes through bash's builtin echo: no argument-size limit.
+  succeed({"mkdir -p \"$(dirname " + shell_quote(target) + ")\"",
+           "echo -n " + base64_encode(content.str()) + " | base64 -d > " + shell_quote(target)});
+}
+
+void Machine::copy_from_host(const std::filesystem::path& source, const std::string& target) {
+  if (!std::filesystem::exists(source)) throw Error(fmt::format("cannot copy {}: it does not exist", source.string()));
+  SharedTempDir shared(shared_dir_);
+  std::string name = std::filesystem::path(source).filename().string();
+  std::string guest_intermediate = shared.guest() + "/" + name;
+  succeed({shell_join({"mkdir", "-p", shared.guest()})});
+  copy_tree(source, shared.host() / name);
+  succeed({shell_join({"mkdir", "-p", std::filesystem::path(target).parent_path().string()})});
+  succeed({shell_join({"cp", "-r", guest_intermediate, target})});
+}
+
+void Machine::copy_from_vm(const std::string& source, const std::string& target_dir) {
+  SharedTempDir shared(shared_dir_);
+  std::string name = std::filesystem::path(source).filename().string();
+  succeed({shell_join({"mkdir", "-p", shared.guest()})});
+  succeed({shell_join({"cp", "-r", source, shared.guest() + "/" + name})});
+  std::filesystem::path target = options_.out_dir / target_dir / name;
+  std::error_code ec;
+  std::filesystem::create_directories(target.parent_path(), ec);
+  if (ec) throw Error(fmt::format("cannot create {}: {}", target.parent_path().string(), ec.message()));
+  copy_tree(shared.host() / name, target);
+}
+
+}  // namespace td

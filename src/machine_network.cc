@@ -1,0 +1,36 @@
+// Machine: ports and links, checked in the guest or set on QEMU's monitor.
+#include <fmt/format.h>
+
+#include "test_driver/machine.h"
+#include "test_driver/retry.h"
+#include "test_driver/shell_words.h"
+
+namespace td {
+
+void Machine::wait_for_open_port(int port, const std::string& addr, double timeout) {
+  auto nest = nested(fmt::format("waiting for TCP port {} on {}", port, addr));
+  retry([&](bool) { return execute(fmt::format("nc -z {} {}", shell_quote(addr), port)).first == 0; }, timeout);
+}
+
+void Machine::wait_for_closed_port(int port, const std::string& addr, double timeout) {
+  // The reference forgot to format this message ("TCP port {} to be closed").
+  auto nest = nested(fmt::format("waiting for TCP port {} on {} to be closed", port, addr));
+  retry([&](bool) { return execute(fmt::format("nc -z {} {}", shell_quote(addr), port)).first != 0; }, timeout);
+}
+
+void Machine::wait_for_open_unix_socket(const std::string& path, bool is_datagram, double timeout) {
+  auto nest = nested(fmt::format("waiting for UNIX socket {}", path));
+  std::string flags = is_datagram ? "-uU" : "-U";
+  retry([&](bool) { return execute(fmt::format("nc -z {} {}", flags, shell_quote(path))).first == 0; }, timeout);
+}
+
+void Machine::forward_port(int host_port, int guest_port) {
+  send_monitor_command(fmt::format("hostfwd_add tcp::{}-:{}", host_port, guest_port));
+}
+
+// eth1 (virtio-net-pci.1) is the first VLAN interface; eth0 stays up so the
+// driver can still talk to the machine.
+void Machine::block() { send_monitor_command("set_link virtio-net-pci.1 off"); }
+void Machine::unblock() { send_monitor_command("set_link virtio-net-pci.1 on"); }
+
+}  // namespace td

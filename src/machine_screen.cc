@@ -1,0 +1,152 @@
+// Machine: the screen. Screenshots through QEMU's screendump and netpbm's
+// pnmtopng, text through ImageMagick and tesseract, all run as argument
+// vectors (no host shell sees a file name).
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <regex>
+
+#include "test_driver/errors.h"
+#include "test_driver/machine.h"
+#include "test_driver/process.h"
+#include "test_driver/retry.h"
+
+namespace td {
+namespace {
+
+constexpr auto kToolTimeout = std::chrono::seconds(120);
+
+bool on_path(const std::string& tool) {
+  const char* path = std::getenv("PATH");
+  std::string dirs = path ? path : "/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= dirs.size()) {
+    size_t colon = dirs.find(':', start);
+    if (colon == std::string::npos) colon = dirs.size();
+    std::filesystem::path candidate = std::filesystem::path(dirs.substr(start, colon - start)) / tool;
+    if (::access(candidate.c_str(), X_OK) == 0) return true;
+    start = colon + 1;
+  }
+  return false;
+}
+
+// QEMU's screendump writes the file itself; the path goes on the monitor's
+// command line, so it must not be one the monitor would split.
+void check_monitor_path(const std::filesystem::path& path) {
+  for (char c : path.string())
+    if (c == '\n' || c == ' ' || c == '"' || c == '\'')
+      throw Error(fmt::format("cannot take a screenshot through the directory {}: QEMU's monitor cannot take paths "
+                              "with spaces or quotes; set TMPDIR to a plain path",
+                              path.parent_path().string()));
+}
+
+// Width and height of a PNG file, or nullopt when it is not a PNG.
+std::optional<std::pair<uint32_t, uint32_t>> png_size(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  unsigned char header[24];
+  if (!in.read(reinterpret_cast<char*>(header), sizeof header)) return std::nullopt;
+  static const unsigned char signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (std::memcmp(header, signature, 8) != 0 || std::memcmp(header + 12, "IHDR", 4) != 0) return std::nullopt;
+  auto be32 = [&](int at) {
+    return (uint32_t(header[at]) << 24) | (uint32_t(header[at + 1]) << 16) | (uint32_t(header[at + 2]) << 8) |
+           uint32_t(header[at + 3]);
+  };
+  return std::make_pair(be32(16), be32(20));
+}
+
+}  // namespace
+
+void Machine::screenshot(const std::string& filename) {
+  static const std::regex word("^\\w+$");
+  std::filesystem::path target =
+      std::regex_match(filename, word) ? options_.out_dir / (filename + ".png") : std::filesystem::path(filename);
+  auto nest = nested(fmt::format("making screenshot {}", target.string()), {{"image", target.filename().string()}});
+  std::filesystem::path ppm = state_dir_ / "screenshot.ppm";
+  check_monitor_path(ppm);
+  std::filesystem::remove(ppm);
+  send_monitor_command("screendump " + ppm.string());
+  if (!std::filesystem::exists(ppm)) throw Error(fmt::format("machine '{}': QEMU wrote no screenshot", name()));
+
+  int out = ::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (out < 0) throw Error(fmt::format("cannot write the screenshot {}: {}", target.string(), std::strerror(errno)));
+  Process::Options convert;
+  convert.argv = {"pnmtopng", ppm.string()};
+  convert.capture_stdout = false;
+  convert.stdout_fd = out;
+  convert.capture_stderr_apart = true;
+  Process::Result result;
+  try {
+    result = Process::run(convert, kToolTimeout);
+  } catch (...) {
+    ::close(out);
+    throw;
+  }
+  ::close(out);
+  std::filesystem::remove(ppm);
+  if (!result.exited_normally())
+    throw Error(fmt::format("Cannot convert screenshot: pnmtopng failed ({}): {}", result.exit_code(), result.error));
+  auto size = png_size(target);
+  if (!size || size->first == 0 || size->second == 0)
+    throw Error(fmt::format("Cannot convert screenshot: {} is not a valid PNG", target.string()));
+}
+
+std::vector<std::string> Machine::screen_text_variants(const std::vector<int>& models) {
+  if (!on_path("tesseract")) throw Error("OCR requested but enableOCR is false");
+  std::filesystem::path ppm = state_dir_ / "ocr.ppm";
+  std::filesystem::path tiff = state_dir_ / "ocr.tiff";
+  check_monitor_path(ppm);
+  send_monitor_command("screendump " + ppm.string());
+  Process::Options magick;
+  magick.argv = {"convert", "-filter", "Catrom", "-density", "72", "-resample", "300", "-contrast", "-normalize",
+                 "-despeckle", "-type", "grayscale", "-sharpen", "1", "-posterize", "3", "-negate", "-gamma", "100",
+                 "-blur", "1x65535", ppm.string(), "tiff:" + tiff.string()};
+  auto converted = Process::run(magick, kToolTimeout);
+  std::filesystem::remove(ppm);
+  if (!converted.exited_normally())
+    throw Error(fmt::format("TIFF conversion failed with exit code {}: {}", converted.exit_code(), converted.output));
+  std::vector<std::string> texts;
+  std::string failures;
+  for (int model : models) {
+    Process::Options tesseract;
+    tesseract.argv = {"tesseract", tiff.string(), "-", "-c", "debug_file=/dev/null", "--psm", "11", "--oem",
+                      std::to_string(model)};
+    tesseract.capture_stderr_apart = true;
+    auto result = Process::run(tesseract, kToolTimeout);
+    if (result.exited_normally())
+      texts.push_back(result.output);
+    else  // Debian's models lack the legacy engine (--oem 0): skip what is not installed.
+      failures += fmt::format(" --oem {}: exit code {}: {}", model, result.exit_code(), result.error);
+  }
+  std::filesystem::remove(tiff);
+  if (texts.empty()) throw Error("OCR failed:" + failures);
+  return texts;
+}
+
+std::vector<std::string> Machine::get_screen_text_variants() { return screen_text_variants({0, 1, 2}); }
+
+std::string Machine::get_screen_text() {
+  auto texts = screen_text_variants({2});
+  return texts.front();
+}
+
+void Machine::wait_for_text(const std::string& regex_text, const TextMatcher& matches, double timeout) {
+  auto nest = nested(fmt::format("waiting for {} to appear on screen", regex_text));
+  retry(
+      [&](bool last_try) {
+        auto variants = get_screen_text_variants();
+        for (const auto& text : variants)
+          if (matches(text)) return true;
+        if (last_try) {
+          std::string all;
+          for (const auto& v : variants) all += (all.empty() ? "" : "', '") + v;
+          log(fmt::format("Last OCR attempt failed. Text was: ['{}']", all));
+        }
+        return false;
+      },
+      timeout);
+}
+
+}  // namespace td

@@ -1,0 +1,86 @@
+// Machine: systemd units and jobs, through systemctl in the guest.
+#include <fmt/format.h>
+
+#include "test_driver/errors.h"
+#include "test_driver/machine.h"
+#include "test_driver/retry.h"
+#include "test_driver/shell_words.h"
+#include "test_driver/systemctl_show.h"
+
+namespace td {
+
+std::pair<int, std::string> Machine::systemctl(const std::string& q, const std::optional<std::string>& user) {
+  if (user) {
+    // As the reference: a login shell of the user runs `systemctl --user`.
+    std::string escaped;
+    for (char c : q) escaped += c == '\'' ? std::string("\\'") : std::string(1, c);
+    return execute(fmt::format("su -l {} --shell /bin/sh -c $'XDG_RUNTIME_DIR=/run/user/`id -u` systemctl --user {}'",
+                               shell_quote(*user), escaped));
+  }
+  return execute("systemctl " + q);
+}
+
+std::map<std::string, std::string> Machine::get_unit_info(const std::string& unit,
+                                                          const std::optional<std::string>& user) {
+  auto [status, lines] = systemctl(fmt::format("--no-pager show {}", shell_quote(unit)), user);
+  if (status != 0)
+    throw Error(fmt::format("retrieving systemctl info for unit \"{}\" {}failed with exit code {}", unit,
+                            user ? fmt::format("under user \"{}\" ", *user) : "", status));
+  return parse_systemctl_show(lines);
+}
+
+static const std::string& property_of(const std::map<std::string, std::string>& info, const std::string& unit,
+                                      const std::string& property) {
+  auto it = info.find(property);
+  if (it == info.end())
+    throw Error(fmt::format("systemctl show for unit \"{}\" has no property {} (is systemd running in the guest?)", unit,
+                            property));
+  return it->second;
+}
+
+std::string Machine::get_unit_property(const std::string& unit, const std::string& property,
+                                       const std::optional<std::string>& user) {
+  auto [status, lines] =
+      systemctl(fmt::format("--no-pager show --property={} {}", shell_quote(property), shell_quote(unit)), user);
+  if (status != 0)
+    throw Error(fmt::format("retrieving systemctl property \"{}\" for unit \"{}\" {}failed with exit code {}", property,
+                            unit, user ? fmt::format("under user \"{}\" ", *user) : "", status));
+  return property_of(parse_systemctl_show(lines), unit, property);
+}
+
+void Machine::wait_for_unit(const std::string& unit, const std::optional<std::string>& user, double timeout) {
+  auto nest = nested(fmt::format("waiting for unit {}{}", unit, user ? " with user " + *user : ""));
+  retry(
+      [&](bool) {
+        std::string state = property_of(get_unit_info(unit, user), unit, "ActiveState");
+        if (state == "failed") throw RequestedAssertionFailed(fmt::format("unit \"{}\" reached state \"{}\"", unit, state));
+        if (state == "inactive") {
+          auto [status, jobs] = systemctl("list-jobs --full 2>&1", user);
+          if (jobs.find("No jobs") != std::string::npos &&
+              property_of(get_unit_info(unit, user), unit, "ActiveState") == state)
+            throw RequestedAssertionFailed(fmt::format("unit \"{}\" is inactive and there are no pending jobs", unit));
+        }
+        return state == "active";
+      },
+      timeout);
+}
+
+void Machine::require_unit_state(const std::string& unit, const std::string& require_state) {
+  auto nest = nested(fmt::format("checking if unit ‘{}’ has reached state '{}'", unit, require_state));
+  std::string state = property_of(get_unit_info(unit), unit, "ActiveState");
+  if (state != require_state)
+    throw RequestedAssertionFailed(
+        fmt::format("Expected unit ‘{}’ to to be in state '{}' but it is in state ‘{}’", unit, require_state, state));
+}
+
+std::pair<int, std::string> Machine::start_job(const std::string& job, const std::optional<std::string>& user) {
+  return systemctl("start " + shell_quote(job), user);
+}
+
+std::pair<int, std::string> Machine::stop_job(const std::string& job, const std::optional<std::string>& user) {
+  return systemctl("stop " + shell_quote(job), user);
+}
+
+void Machine::wait_for_job(const std::string& job) { wait_for_unit(job); }
+
+}  // namespace td
