@@ -30,8 +30,9 @@ using release_gil = py::call_guard<py::gil_scoped_release>;
 // A timeout as scripts give it: None, seconds, or a datetime.timedelta.
 std::optional<double> to_seconds(const py::object& value) {
   if (value.is_none()) return std::nullopt;
-  if (py::hasattr(value, "total_seconds")) return value.attr("total_seconds")().cast<double>();
-  return value.cast<double>();
+  double seconds = py::hasattr(value, "total_seconds") ? value.attr("total_seconds")().cast<double>() : value.cast<double>();
+  if (!(seconds >= 0)) throw td::Error("timeout must not be negative, got " + py::repr(value).cast<std::string>());
+  return seconds;
 }
 
 td::LogAttributes to_attributes(const py::object& attributes) {

@@ -57,7 +57,8 @@ std::vector<std::string> NixStartScript::base_argv() const {
   // A path to a script, even one with spaces, is one word; anything else is a
   // command line (create_machine({"startCommand": "qemu-kvm -m 512"})).
   std::error_code ec;
-  if (std::filesystem::exists(script_, ec)) return {script_};
+  // Absolute, as QEMU runs in the VM state directory.
+  if (std::filesystem::exists(script_, ec)) return {std::filesystem::absolute(script_).lexically_normal().string()};
   return split_command_line(script_);
 }
 

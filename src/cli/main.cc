@@ -39,7 +39,10 @@ void add_package_path() {
 
 std::string format_exception(const py::error_already_set& e) {
   py::module_ traceback = py::module_::import("traceback");
-  py::list lines = traceback.attr("format_exception")(e.type(), e.value(), e.trace());
+  // trace() is null for an exception raised outside any Python frame (a
+  // SyntaxError from compile(), an error from the Driver's constructor).
+  py::object trace = e.trace() ? py::reinterpret_borrow<py::object>(e.trace()) : py::none();
+  py::list lines = traceback.attr("format_exception")(e.type(), e.value(), trace);
   return py::str("").attr("join")(lines).cast<std::string>();
 }
 
@@ -53,6 +56,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> vlans;
   std::string output_directory = std::filesystem::current_path().string();
   std::string testscript;
+  double global_timeout = 3600;
   app.add_flag("-K,--keep-vm-state", keep_vm_state, "re-use a VM state coming from a previous run");
   app.add_flag("-I,--interactive,!--no-interactive", interactive, "drop into a python repl and run the tests interactively");
   auto* scripts_opt = app.add_option("--start-scripts", start_scripts,
@@ -61,8 +65,25 @@ int main(int argc, char** argv) {
   app.add_option("-o,--output_directory", output_directory,
                  "The path to the directory where outputs copied from the VM will be placed. By e.g. "
                  "Machine.copy_from_vm or Machine.screenshot");
+  auto* timeout_opt = app.add_option("--global-timeout", global_timeout,
+                                     "end the run after this many seconds (default: $globalTimeout or 3600)");
+  bool generate_symbols = false;
+  app.add_flag("--generate-driver-symbols", generate_symbols,
+               "write the names a test script sees, comma-separated, to ./driver-symbols (for pyflakes) and exit");
   auto* script_opt = app.add_option("testscript", testscript, "the test script to run (default: $testScript)");
   CLI11_PARSE(app, argc, argv);
+
+  if (generate_symbols) {  // test_driver.generate_driver_symbols(), as the reference's entry point
+    py::scoped_interpreter interpreter;
+    try {
+      add_package_path();
+      py::module_::import("test_driver").attr("generate_driver_symbols")();
+      return 0;
+    } catch (py::error_already_set& e) {
+      std::cerr << format_exception(e);
+      return 1;
+    }
+  }
 
   if (scripts_opt->count() == 0)
     if (const char* env = std::getenv("startScripts")) start_scripts = split_words(env);
@@ -70,6 +91,17 @@ int main(int argc, char** argv) {
     if (const char* env = std::getenv("vlans")) vlans = split_words(env);
   if (script_opt->count() == 0) {
     if (const char* env = std::getenv("testScript")) testscript = env;
+  }
+  if (timeout_opt->count() == 0)
+    if (const char* env = std::getenv("globalTimeout")) {
+      char* end = nullptr;
+      global_timeout = std::strtod(env, &end);
+      if (end == env || *end != '\0') global_timeout = -1;
+    }
+  if (!(global_timeout > 0) || global_timeout > 1e9) {
+    std::cerr << "nixos-test-driver: error: argument --global-timeout ($globalTimeout): a positive number of seconds "
+                 "is required\n";
+    return 2;
   }
   if (testscript.empty()) {
     std::cerr << "nixos-test-driver: error: the following arguments are required: testscript (or $testScript)\n";
@@ -106,7 +138,20 @@ int main(int argc, char** argv) {
   std::stringstream script_text;
   script_text << script_file.rdbuf();
 
+  // UTF-8 mode: pybind11's isolated config leaves the C locale, where a
+  // script printing a guest's non-ASCII output would raise.
+  PyPreConfig preconfig;
+  PyPreConfig_InitPythonConfig(&preconfig);
+  preconfig.utf8_mode = 1;
+  Py_PreInitialize(&preconfig);
   py::scoped_interpreter interpreter;
+  try {
+    py::bytes(script_text.str()).attr("decode")("utf-8");
+  } catch (py::error_already_set& e) {
+    std::cerr << "nixos-test-driver: error: the test script " << testscript
+              << " is not UTF-8 text: " << py::str(e.value()).cast<std::string>() << "\n";
+    return 2;
+  }
   int status = 0;
   try {
     add_package_path();
@@ -117,7 +162,26 @@ int main(int argc, char** argv) {
     py::object Driver = py::module_::import("test_driver.driver").attr("Driver");
     if (!keep_vm_state) rootlog.attr("info")("Machine state will be reset. To keep it, pass --keep-vm-state");
     py::object driver;
+    // The global timeout is SIGALRM with a Python handler: Python's signal
+    // wakeup fd is the core's interrupt pipe, so it cuts any wait short, and
+    // the handler's exception (a BaseException, like KeyboardInterrupt, so
+    // `except Exception` in a script cannot swallow it) unwinds the script.
+    py::dict timeout_scope;
+    py::exec(R"(
+import signal
+class GlobalTimeout(BaseException):
+    pass
+def on_alarm(signum, frame):
+    raise GlobalTimeout()
+)", timeout_scope);
+    auto set_alarm = [&](double seconds) {
+      signal.attr("setitimer")(signal.attr("ITIMER_REAL"), seconds);
+    };
     try {
+      if (!interactive) {
+        signal.attr("signal")(signal.attr("SIGALRM"), timeout_scope["on_alarm"]);
+        set_alarm(global_timeout);
+      }
       driver = Driver(start_scripts, vlan_numbers, script_text.str(),
                       std::filesystem::absolute(out_dir).lexically_normal().string(), keep_vm_state);
       driver.attr("_script_path") = testscript;
@@ -132,7 +196,12 @@ int main(int argc, char** argv) {
         rootlog.attr("info")(buffer);
       }
     } catch (py::error_already_set& e) {
-      if (e.matches(PyExc_KeyboardInterrupt)) {
+      if (e.matches(timeout_scope["GlobalTimeout"])) {
+        char buffer[128];
+        std::snprintf(buffer, sizeof buffer, "global timeout of %g seconds reached: test terminating", global_timeout);
+        rootlog.attr("error")(buffer);
+        status = 1;
+      } else if (e.matches(PyExc_KeyboardInterrupt)) {
         rootlog.attr("error")("interrupted: cleaning up");
         status = 130;
       } else if (e.matches(PyExc_SystemExit)) {
@@ -144,7 +213,19 @@ int main(int argc, char** argv) {
         status = 1;
       }
     }
-    if (driver) driver.attr("cleanup")();
+    set_alarm(0);
+    if (driver) {
+      // Cleanup is not interruptible (it is bounded); a signal that arrives
+      // meanwhile surfaces here, after it, and must not skip closing the log.
+      try {
+        driver.attr("cleanup")();
+        if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+      } catch (py::error_already_set& e) {
+        if (!e.matches(PyExc_KeyboardInterrupt)) throw;
+        rootlog.attr("error")("interrupted during cleanup (cleanup finished)");
+        status = status ? status : 130;
+      }
+    }
     rootlog.attr("close")();
   } catch (py::error_already_set& e) {
     std::cerr << format_exception(e);
