@@ -261,6 +261,9 @@ PYBIND11_MODULE(_core, m) {
     }
   }
 
+  m.def("clear_interrupt", &td::interrupt::clear,
+        "Forget a Ctrl-C that no wait consumed (the REPL calls it before each command).");
+
   // --- logger
   py::class_<LogNest>(m, "LogNest", "A log nest as a context manager.")
       .def("__enter__", [](LogNest& n) { n.enter(); })

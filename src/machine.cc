@@ -287,6 +287,7 @@ void Machine::start(std::optional<bool> allow_reboot) {
   channels_ = std::move(channels);
   serial_ = std::make_unique<SerialReader>(*this, process_->output_fd());
   console_cursor_ = 0;
+  stale_lines_ = 0;
 
   try {
     accept_channels();
@@ -429,13 +430,28 @@ std::pair<int, std::string> Machine::execute(const std::string& command, bool ch
   if (timeout)
     deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                   std::chrono::duration<double>(*timeout + kHostTimeoutMargin));
+  if (stale_lines_ > 0) {
+    // Ctrl-C stops the driver's wait, not the guest's command: wait for it.
+    log(fmt::format("waiting for the interrupted command `{}` to finish", stale_command_));
+    while (stale_lines_ > 0) {
+      read_shell_line(std::nullopt, fmt::format("waiting for the interrupted command `{}`", stale_command_));
+      --stale_lines_;
+    }
+  }
   std::string step = fmt::format("running `{}`", command);
   // The exit status is asked for on the same line: one round trip, and the
   // shell runs it right after the pipeline, as a second line would.
   std::string line = fmt::format("( set -euo pipefail; {} ) {}| (base64 --wrap 0; echo){}\n", wrapped,
                                  check_output ? "" : ">/dev/null 2>&1 ", check_return ? "; echo ${PIPESTATUS[0]}" : "");
   write_shell(line, step);
-  std::string frame = read_shell_line(deadline, step);
+  std::string frame;
+  try {
+    frame = read_shell_line(deadline, step);
+  } catch (const Interrupted&) {
+    stale_lines_ = check_return ? 2 : 1;
+    stale_command_ = command;
+    throw;
+  }
   auto output = base64_decode(frame);
   if (!output)
     throw MachineError(fmt::format("machine '{}': {}: the guest shell answered with something that is not the "
@@ -443,7 +459,14 @@ std::pair<int, std::string> Machine::execute(const std::string& command, bool ch
                                    name(), step, to_valid_utf8(frame)));
   std::string text = to_valid_utf8(*output);
   if (!check_return) return {-1, std::move(text)};
-  std::string status_line = read_shell_line(deadline, step);
+  std::string status_line;
+  try {
+    status_line = read_shell_line(deadline, step);
+  } catch (const Interrupted&) {
+    stale_lines_ = 1;
+    stale_command_ = command;
+    throw;
+  }
   try {
     size_t used = 0;
     int status = std::stoi(status_line, &used);

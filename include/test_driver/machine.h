@@ -189,6 +189,10 @@ class Machine {
   std::string recent_output() const;
   std::vector<std::string> screen_text_variants(const std::vector<int>& models);
   size_t console_cursor_ = 0;  // serial lines consumed by wait_for_console_text
+  // Lines an interrupted command still owes the shell channel; read and
+  // dropped before the next command so replies never get mixed up.
+  int stale_lines_ = 0;
+  std::string stale_command_;
 
   Options options_;
   std::filesystem::path shared_dir_;

@@ -158,6 +158,8 @@ int main(int argc, char** argv) {
     py::module_ signal = py::module_::import("signal");
     // SIGTERM ends the run like Ctrl-C: the script unwinds and cleanup runs.
     signal.attr("signal")(signal.attr("SIGTERM"), signal.attr("default_int_handler"));
+    // So does SIGHUP: a closed terminal must not orphan the machines.
+    signal.attr("signal")(signal.attr("SIGHUP"), signal.attr("default_int_handler"));
     py::object rootlog = py::module_::import("test_driver.logger").attr("rootlog");
     py::object Driver = py::module_::import("test_driver.driver").attr("Driver");
     if (!keep_vm_state) rootlog.attr("info")("Machine state will be reset. To keep it, pass --keep-vm-state");

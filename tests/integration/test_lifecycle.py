@@ -52,3 +52,18 @@ def test_release_kills_qemu(bed):
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     m.release()  # idempotent
+
+
+def test_interrupted_command_keeps_the_shell_in_step(bed):
+    import threading
+    m = make(bed, "intr")
+    m.connect()
+    threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        m.execute("sleep 4; echo late")
+    assert time.monotonic() - start < 3  # the wait ended at once
+    # The guest's command still runs; its reply is dropped, not taken for ours.
+    assert m.succeed("echo next") == "next\n"
+    assert m.execute("echo again") == (0, "again\n")
+    m.release()
