@@ -425,7 +425,11 @@ std::pair<int, std::string> Machine::execute(const std::string& command, bool ch
   run_callbacks();
   connect();
   if (timeout && *timeout <= 0) throw Error(fmt::format("timeout must be positive, got {}", format_seconds(*timeout)));
-  std::string wrapped = timeout ? fmt::format("timeout {} sh -c {}", format_seconds(*timeout), shell_quote(command)) : command;
+  // The command reaches the guest's bash as one quoted word either way, so
+  // that no quote, comment or parenthesis in it can leave bash waiting for
+  // more input (the reference hung there when there was no timeout).
+  std::string wrapped = timeout ? fmt::format("timeout {} sh -c {}", format_seconds(*timeout), shell_quote(command))
+                                : "eval " + bash_ansi_c_quote(command);
   std::optional<Clock::time_point> deadline;
   if (timeout)
     deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(

@@ -27,6 +27,28 @@ std::string shell_quote(std::string_view word) {
   return out;
 }
 
+std::string bash_ansi_c_quote(std::string_view text) {
+  static const char hex[] = "0123456789abcdef";
+  std::string out = "$'";
+  for (char c : text) {
+    auto b = static_cast<unsigned char>(c);
+    if (c == '\\' || c == '\'') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (b < 0x20 || b == 0x7f) {
+      out += "\\x";
+      out += hex[b >> 4];
+      out += hex[b & 15];
+    } else {
+      out += c;
+    }
+  }
+  out += '\'';
+  return out;
+}
+
 std::string shell_join(const std::vector<std::string>& words) {
   std::string out;
   for (const auto& w : words) {

@@ -12,6 +12,10 @@ namespace td {
 // it only has safe characters, else in single quotes.
 std::string shell_quote(std::string_view word);
 
+// Quotes `text` as a bash ANSI-C string ($'...'): every byte survives, and
+// no content can end the quote early.
+std::string bash_ansi_c_quote(std::string_view text);
+
 // Joins words with spaces, each shell-quoted.
 std::string shell_join(const std::vector<std::string>& words);
 

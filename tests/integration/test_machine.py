@@ -104,3 +104,12 @@ def test_python_callbacks_run_before_commands_and_propagate(machine):
     assert len(m2.callbacks) == 1
     m2.callbacks[0]()
     assert calls == [1]
+
+
+def test_unbalanced_quotes_fail_instead_of_hanging(machine):
+    # Without a timeout the reference handed the text to bash as is, and bash
+    # waited forever for the closing quote.
+    status, _ = machine.execute("echo 'unclosed", timeout=None)
+    assert status == 2
+    assert machine.execute("echo ok # trailing comment", timeout=None) == (0, "ok\n")
+    assert machine.succeed("cat <<EOF\nheredoc works\nEOF") == "heredoc works\n"

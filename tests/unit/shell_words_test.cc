@@ -20,3 +20,8 @@ TEST(ShellWords, SplitsLikeShlex) {
   EXPECT_EQ(td::split_command_line(""), V{});
   EXPECT_THROW(td::split_command_line("'open"), td::Error);
 }
+
+TEST(ShellWords, AnsiCQuotingKeepsEveryByte) {
+  EXPECT_EQ(td::bash_ansi_c_quote("echo 'hi' \\ $x"), "$'echo \\'hi\\' \\\\ $x'");
+  EXPECT_EQ(td::bash_ansi_c_quote("a\nb\x01"), "$'a\\nb\\x01'");
+}

@@ -12,6 +12,9 @@ mkdir -p "$root/tmp/shared" "$root/tmp/xchg" "$root/root"
 : > "$root/etc/machine-id"
 rm -f "$root/var/lib/dbus/machine-id"
 echo guest > "$root/etc/hostname"
+# /bin/sh is bash on NixOS, and the driver's commands rely on it (the
+# `systemctl --user` path uses $'...' quoting under `sh -c`).
+ln -sf bash "$root/bin/sh"
 
 in_root systemctl enable backdoor.service td-netconfig.service
 # no root password; autologin on tty1 only

@@ -1,0 +1,107 @@
+"""systemd methods, the X11 helpers and user units against one real
+`systemd` guest (Debian bookworm rootfs booted from an initramfs, NixOS-like
+backdoor.service, user alice with lingering `systemd --user`)."""
+import socket
+import urllib.request
+
+import pytest
+
+from conftest import Bed
+from test_driver import errors
+from test_driver.machine import Machine, NixStartScript
+
+
+@pytest.fixture(scope="module")
+def machine(tmp_path_factory):
+    bed = Bed(tmp_path_factory.mktemp("systemd"))
+    m = Machine(out_dir=bed.out, tmp_dir=bed.tmp, start_command=NixStartScript(bed.script("systemd", "machine")),
+                name="machine")
+    m.connect()
+    yield m
+    m.release()
+
+
+def test_wait_for_unit_and_info(machine):
+    machine.wait_for_unit("multi-user.target", timeout=120)
+    info = machine.get_unit_info("backdoor.service")
+    assert info["ActiveState"] == "active"
+    assert info["Id"] == "backdoor.service"
+    assert "ExecStart" in info and "=" in info["ExecStart"]  # values keep their '='
+    assert machine.get_unit_property("backdoor.service", "ActiveState") == "active"
+    machine.require_unit_state("backdoor.service")
+    with pytest.raises(errors.RequestedAssertionFailed, match="Expected unit ‘backdoor.service’ to to be in state 'inactive'"):
+        machine.require_unit_state("backdoor.service", "inactive")
+    with pytest.raises(errors.Error, match="has no property NoSuchProperty"):
+        machine.get_unit_property("backdoor.service", "NoSuchProperty")
+
+
+def test_failed_and_inactive_units_raise(machine):
+    machine.succeed("systemd-run --unit=td-fails --service-type=oneshot false || true")
+    with pytest.raises(errors.RequestedAssertionFailed, match='unit "td-fails.service" reached state "failed"'):
+        machine.wait_for_unit("td-fails.service", timeout=60)
+    with pytest.raises(errors.RequestedAssertionFailed, match='unit "td-never.service" is inactive and there are no pending jobs'):
+        machine.wait_for_unit("td-never.service", timeout=60)
+
+
+def test_start_stop_wait_for_job(machine):
+    machine.succeed(
+        "printf '[Service]\\nExecStart=/usr/bin/python3 -m http.server 8000 --directory /tmp/www\\n' > /etc/systemd/system/web.service",
+        "mkdir -p /tmp/www && echo 'served by python' > /tmp/www/index.html",
+        "systemctl daemon-reload",
+    )
+    status, _ = machine.start_job("web.service")
+    assert status == 0
+    machine.wait_for_job("web.service")
+    machine.wait_for_open_port(8000, timeout=60)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        host_port = s.getsockname()[1]
+    machine.forward_port(host_port, 8000)
+    body = urllib.request.urlopen(f"http://127.0.0.1:{host_port}/index.html", timeout=30).read()
+    assert body == b"served by python\n"
+    status, _ = machine.stop_job("web.service")
+    assert status == 0
+    machine.wait_for_closed_port(8000, timeout=60)
+    status, out = machine.systemctl("is-active web.service")
+    assert status != 0 and out.strip() == "inactive"
+
+
+def test_user_units_through_su(machine):
+    machine.wait_for_unit("user@1000.service", timeout=120)
+    machine.succeed(
+        "mkdir -p ~alice/.config/systemd/user",
+        "printf '[Service]\\nExecStart=/bin/sleep 1000\\n' > ~alice/.config/systemd/user/napper.service",
+        "chown -R alice: ~alice/.config",
+    )
+    machine.systemctl("daemon-reload", user="alice")
+    status, _ = machine.start_job("napper.service", user="alice")
+    assert status == 0
+    machine.wait_for_unit("napper.service", user="alice", timeout=60)
+    assert machine.get_unit_info("napper.service", user="alice")["ActiveState"] == "active"
+    machine.stop_job("napper.service", user="alice")
+
+
+def test_x11_helpers_against_stand_ins(machine, tmp_path):
+    # No X server is affordable under TCG here: the guest provides exactly what
+    # the helpers read (the journal line, the socket, xwininfo's output).
+    xwininfo = tmp_path / "xwininfo"
+    xwininfo.write_text(
+        "#!/bin/sh\n"
+        "echo '     0x1e00001 \"xterm: alice@machine\": (\"xterm\" \"XTerm\")  484x316+0+0  +0+0'\n"
+        "echo '     0x1e00002 \"Firefox\": (\"firefox\" \"Firefox\")  10x10+0+0  +0+0'\n")
+    machine.copy_from_host_via_shell(str(xwininfo), "/usr/local/bin/xwininfo")
+    machine.succeed(
+        "chmod +x /usr/local/bin/xwininfo",
+        "echo 'Reached target Current graphical user interface.' | systemd-cat -t systemd",
+        "mkdir -p /tmp/.X11-unix && python3 -c \"import socket; s=socket.socket(socket.AF_UNIX); s.bind('/tmp/.X11-unix/X0')\"",
+    )
+    machine.wait_for_x(timeout=60)
+    assert machine.get_window_names() == ["xterm: alice@machine", "Firefox"]
+    machine.wait_for_window("^xterm", timeout=30)
+    with pytest.raises(errors.RequestedAssertionFailed):
+        machine.wait_for_window("^chromium", timeout=1)
+
+
+def test_dump_tty_contents_goes_to_the_journal(machine):
+    machine.dump_tty_contents("1")
+    machine.wait_until_succeeds("journalctl -b | grep -q 'login'", timeout=60)
