@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
@@ -633,12 +634,21 @@ void Machine::shell_interact() {
   connect();
   log("Terminal is ready (there is no initial prompt):");
   Process::Options socat;
-  socat.argv = {"socat", "READLINE,prompt=$ ", "FD:3"};
+  // Debian's socat is built without readline: line editing where it can.
+  Process::Options probe;
+  probe.argv = {"socat", "-V"};
+  bool readline = Process::run(probe, std::chrono::seconds(10)).output.find("#define WITH_READLINE 1") != std::string::npos;
+  socat.argv = {"socat", readline ? "READLINE,prompt=$ " : "STDIO", "FD:3"};
   socat.inherit_stdio = true;
   socat.capture_stdout = false;
   socat.pass_fds = {channels_->shell.native_handle()};
+  // O_NONBLOCK belongs to the open file, which socat shares: blocking for it.
+  channels_->shell.native_non_blocking(false);
   auto process = Process::spawn(socat);
   process->wait(std::nullopt);
+  channels_->shell.native_non_blocking(true);
+  if (!process->exited() || WEXITSTATUS(process->status()) != 0)
+    log(fmt::format("socat ended with {}", process->describe_status()));
 }
 
 void Machine::shutdown() {

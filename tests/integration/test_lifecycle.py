@@ -67,3 +67,42 @@ def test_interrupted_command_keeps_the_shell_in_step(bed):
     assert m.succeed("echo next") == "next\n"
     assert m.execute("echo again") == (0, "again\n")
     m.release()
+
+
+def test_shell_interact_through_a_pty(bed):
+    import select
+    import subprocess
+    from conftest import driver_exe
+    require = __import__("conftest").require_tools
+    require("socat")
+    script = bed.script("mini", "machine")
+    test = bed.root / "interact.py"
+    test.write_text("machine.shell_interact()\nprint('after-interact', machine.succeed('echo still-here').strip())\n")
+    master, slave = os.openpty()
+    proc = subprocess.Popen([driver_exe(), "--start-scripts", script, "--", str(test)], env=bed.env(),
+                            stdin=slave, stdout=slave, stderr=subprocess.PIPE, cwd=bed.root)
+    os.close(slave)
+    seen = b""
+
+    def read_until(marker, limit=120):
+        nonlocal seen
+        deadline = time.monotonic() + limit
+        while marker not in seen and time.monotonic() < deadline:
+            r, _, _ = select.select([master], [], [], 1)
+            if r:
+                try:
+                    seen += os.read(master, 4096)
+                except OSError:
+                    break
+        return marker in seen
+
+    try:
+        # Typed ahead: the terminal keeps the line until socat reads it.
+        os.write(master, b"echo interact-$((40+2))\n")
+        assert read_until(b"interact-42"), seen
+        os.write(master, b"\x04")  # Ctrl-D ends socat; the script goes on
+        assert read_until(b"after-interact still-here"), seen
+        assert proc.wait(timeout=60) == 0
+    finally:
+        proc.kill()
+        os.close(master)
