@@ -14,6 +14,7 @@
 #include "test_driver/base64.h"
 #include "test_driver/errors.h"
 #include "test_driver/interrupt.h"
+#include "test_driver/json.h"
 #include "test_driver/retry.h"
 #include "test_driver/shell_words.h"
 #include "test_driver/utf8.h"
@@ -24,7 +25,7 @@ using asio::local::stream_protocol;
 namespace td {
 namespace {
 
-enum class Outcome { kDone, kTimedOut, kExited, kInterrupted };
+enum class Outcome { kDone, kTimedOut, kExited, kInterrupted, kPanicked };
 
 constexpr std::string_view kMonitorPrompt = "(qemu) ";
 constexpr std::string_view kBackdoorLine = "Spawning backdoor root shell...";
@@ -61,18 +62,59 @@ struct Machine::Channels {
   stream_protocol::acceptor shell_acceptor{io};
   stream_protocol::socket monitor{io};
   stream_protocol::socket shell{io};
+  stream_protocol::socket qmp{io};
   std::string monitor_buffer;
   std::string shell_buffer;
+  std::string qmp_buffer;
+  bool qmp_reading = false;
+  std::deque<Json> qmp_replies;
+  std::deque<Json> qmp_events;  // not yet consumed by wait_for_qmp_event
+  bool panicked = false;        // QMP said GUEST_PANICKED
+  bool qmp_wake = false;        // a QMP message arrived or the connection closed
+  std::function<void(const Json&)> on_qmp_event;
   asio::posix::stream_descriptor exit_watch{io};       // QEMU's pidfd: readable once it exited
   asio::posix::stream_descriptor interrupt_watch{io};  // readable once the user interrupted
 
   Channels() { interrupt_watch.assign(::dup(interrupt::read_fd())); }
   void watch_exit_of(const Process& process) { exit_watch.assign(::dup(process.pidfd())); }
 
+  // QMP messages are read whenever the io_context runs, so that events are
+  // seen (and logged) during any wait, not only QMP's own.
+  void read_qmp() {
+    if (!qmp.is_open() || qmp_reading) return;
+    qmp_reading = true;
+    asio::async_read_until(qmp, asio::dynamic_buffer(qmp_buffer), '\n', [this](auto ec, size_t n) {
+      qmp_reading = false;
+      if (ec) {
+        if (ec != asio::error::operation_aborted) {
+          qmp.close();
+          qmp_wake = true;
+        }
+        return;
+      }
+      qmp_wake = true;
+      std::string line = qmp_buffer.substr(0, n);
+      qmp_buffer.erase(0, n);
+      try {
+        Json message = Json::parse(line);
+        if (message.find("event")) {
+          if (message.string_at("event") == "GUEST_PANICKED") panicked = true;
+          if (on_qmp_event) on_qmp_event(message);
+          qmp_events.push_back(std::move(message));
+        } else if (message.find("return") || message.find("error")) {
+          qmp_replies.push_back(std::move(message));
+        }
+      } catch (const Error&) {
+        // Not JSON: QEMU would not send that; ignore rather than die.
+      }
+      read_qmp();
+    });
+  }
+
   // Runs the io_context until `done`, the deadline, QEMU's exit (when
   // watch_exit) or an interrupt; cancels the operation unless done.
   Outcome run(const bool& done, const std::function<void()>& cancel, std::optional<Clock::time_point> deadline,
-              bool watch_exit) {
+              bool watch_exit, bool watch_panic = false) {
     bool exited = false, interrupted = false, timed_out = false;
     if (watch_exit) exit_watch.async_wait(asio::posix::descriptor_base::wait_read, [&](auto ec) { exited = !ec; });
     interrupt_watch.async_wait(asio::posix::descriptor_base::wait_read, [&](auto ec) { interrupted = !ec; });
@@ -82,7 +124,8 @@ struct Machine::Channels {
       timer.async_wait([&](auto ec) { timed_out = !ec; });
     }
     io.restart();
-    while (!done && !exited && !interrupted && !timed_out) {
+    read_qmp();
+    while (!done && !exited && !interrupted && !timed_out && !(watch_panic && panicked)) {
       if (io.run_one() == 0) break;
     }
     // Cancelling completes the operation's handler too (which sets `done`,
@@ -92,11 +135,13 @@ struct Machine::Channels {
     exit_watch.cancel();
     interrupt_watch.cancel();
     timer.cancel();
+    if (qmp_reading) qmp.cancel();
     io.restart();
     io.run();  // completes the cancelled handlers, which refer to our locals
     if (finished) return Outcome::kDone;
     if (interrupted) return Outcome::kInterrupted;
     if (exited) return Outcome::kExited;
+    if (watch_panic && panicked) return Outcome::kPanicked;
     return Outcome::kTimedOut;
   }
 };
@@ -208,6 +253,7 @@ Machine::Machine(Options options) : options_(std::move(options)) {
   state_dir_ = options_.tmp_dir / ("vm-state-" + options_.name);
   monitor_path_ = state_dir_ / "monitor";
   shell_path_ = state_dir_ / "shell";
+  qmp_path_ = state_dir_ / "qmp";
   make_private_dir(shared_dir_, "shared directory");
   if (!options_.keep_vm_state && std::filesystem::exists(state_dir_)) cleanup_statedir();
   make_private_dir(state_dir_, "VM state directory");
@@ -259,9 +305,12 @@ void Machine::start(std::optional<bool> allow_reboot) {
   make_private_dir(state_dir_, "VM state directory");
   check_socket_path(monitor_path_);
   check_socket_path(shell_path_);
+  check_socket_path(qmp_path_);
+  std::filesystem::remove(qmp_path_);
 
   Process::Options spawn;
-  spawn.argv = options_.start_command->argv(monitor_path_.string(), shell_path_.string(), options_.allow_reboot);
+  spawn.argv = options_.start_command->argv(monitor_path_.string(), shell_path_.string(), options_.allow_reboot,
+                                            qmp_path_.string());
   spawn.env = StartCommand::build_environment(state_dir_.string(), shared_dir_.string());
   spawn.cwd = state_dir_.string();
   spawn.stdin_pipe = true;  // QEMU's -serial stdio reads it: send_console
@@ -292,6 +341,7 @@ void Machine::start(std::optional<bool> allow_reboot) {
 
   try {
     accept_channels();
+    connect_qmp();
     wait_for_monitor_prompt();
   } catch (...) {
     release();
@@ -321,6 +371,7 @@ void Machine::accept_channels() {
         fail_channel(fmt::format("waiting for QEMU to connect to the {} socket", what), "QEMU exited");
       case Outcome::kInterrupted:
         throw Interrupted();
+      case Outcome::kPanicked:  // not watched
       case Outcome::kTimedOut:
         fail_channel(fmt::format("waiting for QEMU to connect to the {} socket", what),
                      fmt::format("no connection within {} seconds", format_seconds(limit)));
@@ -332,6 +383,90 @@ void Machine::accept_channels() {
   channels_->shell_acceptor.close();
 }
 
+void Machine::connect_qmp() {
+  boost::system::error_code ec;
+  channels_->qmp.connect(stream_protocol::endpoint(qmp_path_.string()), ec);
+  if (ec) {
+    // A start command that drops our -qmp (or a stand-in QEMU) still works
+    // through the human monitor.
+    log(fmt::format("QMP is not available ({}): using the human monitor only", ec.message()));
+    channels_->qmp.close();
+    return;
+  }
+  channels_->on_qmp_event = [this](const Json& event) {
+    const Json* data = event.find("data");
+    log(fmt::format("QMP event: {}{}", event.string_at("event"), data ? " " + data->dump() : ""));
+  };
+  qmp_command("qmp_capabilities");
+}
+
+Json Machine::read_qmp_reply(const std::string& step, bool expect_exit) {
+  auto deadline = Clock::now() + std::chrono::seconds(static_cast<long>(kMonitorReplyTimeout));
+  for (;;) {
+    if (!channels_->qmp_replies.empty()) {
+      Json reply = std::move(channels_->qmp_replies.front());
+      channels_->qmp_replies.pop_front();
+      return reply;
+    }
+    if (!channels_->qmp.is_open()) {
+      if (expect_exit) return Json();
+      fail_channel(step, "the QMP connection closed");
+    }
+    channels_->qmp_wake = false;
+    switch (channels_->run(channels_->qmp_wake, [] {}, deadline, false)) {
+      case Outcome::kInterrupted:
+        throw Interrupted();
+      case Outcome::kTimedOut:
+        fail_channel(step, fmt::format("no QMP reply within {} seconds", kMonitorReplyTimeout));
+      default:
+        break;
+    }
+  }
+}
+
+Json Machine::qmp_command(const std::string& command, const Json& arguments) {
+  std::lock_guard lock(mutex_);
+  if (!channels_ || !channels_->qmp.is_open())
+    throw MachineError(fmt::format("machine '{}': QMP is not connected (start the machine first)", name()));
+  Json::Object message{{"execute", command}};
+  if (!arguments.is_null()) message.emplace_back("arguments", arguments);
+  std::string step = "QMP command " + command;
+  boost::system::error_code ec;
+  asio::write(channels_->qmp, asio::buffer(Json(message).dump() + "\n"), ec);
+  if (ec) fail_channel(step, ec.message());
+  Json reply = read_qmp_reply(step, command == "quit");
+  if (const Json* error = reply.find("error"))
+    throw QmpError(fmt::format("machine '{}': {} failed: {}: {}", name(), step, error->string_at("class"),
+                               error->string_at("desc")));
+  const Json* value = reply.find("return");
+  return value ? *value : Json();
+}
+
+Json Machine::wait_for_qmp_event(const std::function<bool(const Json&)>& filter, double timeout) {
+  std::lock_guard lock(mutex_);
+  if (!channels_) throw MachineError(fmt::format("machine '{}': not running, so no QMP events", name()));
+  auto nest = nested("waiting for a QMP event");
+  auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout));
+  for (;;) {
+    while (!channels_->qmp_events.empty()) {
+      Json event = std::move(channels_->qmp_events.front());
+      channels_->qmp_events.pop_front();
+      if (filter(event)) return event;
+    }
+    if (!channels_->qmp.is_open()) fail_channel("waiting for a QMP event", "the QMP connection closed");
+    channels_->qmp_wake = false;
+    switch (channels_->run(channels_->qmp_wake, [] {}, deadline, false)) {
+      case Outcome::kInterrupted:
+        throw Interrupted();
+      case Outcome::kTimedOut:
+        throw RequestedAssertionFailed(
+            fmt::format("machine '{}': no matching QMP event within {} seconds", name(), format_seconds(timeout)));
+      default:
+        break;
+    }
+  }
+}
+
 std::string Machine::read_shell_line(std::optional<Clock::time_point> deadline, const std::string& step) {
   bool done = false;
   boost::system::error_code ec;
@@ -341,9 +476,11 @@ std::string Machine::read_shell_line(std::optional<Clock::time_point> deadline, 
     n = k;
     done = true;
   });
-  switch (channels_->run(done, [&] { channels_->shell.cancel(); }, deadline, false)) {
+  switch (channels_->run(done, [&] { channels_->shell.cancel(); }, deadline, false, true)) {
     case Outcome::kDone:
       break;
+    case Outcome::kPanicked:
+      fail_channel(step, "the guest panicked (QMP event GUEST_PANICKED)");
     case Outcome::kInterrupted:
       throw Interrupted();
     case Outcome::kTimedOut:
@@ -395,8 +532,11 @@ void Machine::connect() {
                              n = k;
                              done = true;
                            });
-    Outcome outcome = channels_->run(done, [&] { channels_->shell.cancel(); }, std::min(deadline, next_note), false);
+    Outcome outcome =
+        channels_->run(done, [&] { channels_->shell.cancel(); }, std::min(deadline, next_note), false, true);
     if (outcome == Outcome::kInterrupted) throw Interrupted();
+    if (outcome == Outcome::kPanicked)
+      fail_channel("waiting for the guest's backdoor shell", "the guest panicked (QMP event GUEST_PANICKED)");
     if (outcome == Outcome::kTimedOut) {
       if (Clock::now() >= deadline)
         fail_channel("waiting for the guest's backdoor shell",
@@ -662,7 +802,12 @@ void Machine::crash() {
   std::lock_guard lock(mutex_);
   if (!booted_) return;
   log("forced crash");
-  send_monitor_command("quit");
+  if (channels_ && channels_->qmp.is_open()) {
+    run_callbacks();
+    qmp_command("quit");
+  } else {
+    send_monitor_command("quit");
+  }
   wait_for_shutdown();
 }
 

@@ -65,9 +65,8 @@ void Machine::screenshot(const std::string& filename) {
       std::regex_match(filename, word) ? options_.out_dir / (filename + ".png") : std::filesystem::path(filename);
   auto nest = nested(fmt::format("making screenshot {}", target.string()), {{"image", target.filename().string()}});
   std::filesystem::path ppm = state_dir_ / "screenshot.ppm";
-  check_monitor_path(ppm);
   std::filesystem::remove(ppm);
-  send_monitor_command("screendump " + ppm.string());
+  screendump(ppm);
   if (!std::filesystem::exists(ppm)) throw Error(fmt::format("machine '{}': QEMU wrote no screenshot", name()));
 
   int out = ::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -93,12 +92,21 @@ void Machine::screenshot(const std::string& filename) {
     throw Error(fmt::format("Cannot convert screenshot: {} is not a valid PNG", target.string()));
 }
 
+void Machine::screendump(const std::filesystem::path& ppm) {
+  try {
+    qmp_command("screendump", Json::Object{{"filename", ppm.string()}});
+  } catch (const MachineError&) {
+    // No QMP (a stand-in QEMU): the human monitor, which cannot take every path.
+    check_monitor_path(ppm);
+    send_monitor_command("screendump " + ppm.string());
+  }
+}
+
 std::vector<std::string> Machine::screen_text_variants(const std::vector<int>& models) {
   if (!on_path("tesseract")) throw Error("OCR requested but enableOCR is false");
   std::filesystem::path ppm = state_dir_ / "ocr.ppm";
   std::filesystem::path tiff = state_dir_ / "ocr.tiff";
-  check_monitor_path(ppm);
-  send_monitor_command("screendump " + ppm.string());
+  screendump(ppm);
   Process::Options magick;
   magick.argv = {"convert", "-filter", "Catrom", "-density", "72", "-resample", "300", "-contrast", "-normalize",
                  "-despeckle", "-type", "grayscale", "-sharpen", "1", "-posterize", "3", "-negate", "-gamma", "100",

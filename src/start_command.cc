@@ -13,9 +13,14 @@ extern char** environ;
 namespace td {
 
 std::vector<std::string> StartCommand::argv(const std::string& monitor_socket_path,
-                                            const std::string& shell_socket_path, bool allow_reboot) const {
+                                            const std::string& shell_socket_path, bool allow_reboot,
+                                            const std::string& qmp_socket_path) const {
   std::vector<std::string> args = base_argv();
   auto add = [&](std::initializer_list<const char*> words) { args.insert(args.end(), words.begin(), words.end()); };
+  if (!qmp_socket_path.empty()) {
+    args.push_back("-qmp");
+    args.push_back("unix:" + qmp_socket_path + ",server=on,wait=off");
+  }
   args.push_back("-monitor");
   args.push_back("unix:" + monitor_socket_path);
   args.push_back("-chardev");

@@ -27,6 +27,12 @@ class RequestedAssertionFailed : public Error {
   using Error::Error;
 };
 
+// QEMU answered a QMP command with an error.
+class QmpError : public Error {
+ public:
+  using Error::Error;
+};
+
 // A polling condition returned false while the test ran.
 class PollingConditionFailed : public Error {
  public:

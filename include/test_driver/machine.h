@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "test_driver/json.h"
 #include "test_driver/logger.h"
 #include "test_driver/process.h"
 #include "test_driver/start_command.h"
@@ -83,6 +84,15 @@ class Machine {
   // --- the monitor
   std::string wait_for_monitor_prompt();
   std::string send_monitor_command(const std::string& command);
+
+  // --- QMP, the QEMU Machine Protocol (<state_dir>/qmp)
+  // Sends a command; returns its "return" value. Throws td::QmpError for an
+  // error reply, td::MachineError when QEMU is gone.
+  Json qmp_command(const std::string& command, const Json& arguments = Json());
+  // Returns the first QMP event since the machine started, not consumed by
+  // an earlier call, that `filter` accepts (waiting for it if need be); the
+  // events before it are consumed too.
+  Json wait_for_qmp_event(const std::function<bool(const Json&)>& filter, double timeout = 600);
 
   // --- the serial console
   // All serial lines seen since the last start, joined with newlines.
@@ -163,6 +173,7 @@ class Machine {
   const std::filesystem::path& state_dir() const { return state_dir_; }
   const std::filesystem::path& monitor_path() const { return monitor_path_; }
   const std::filesystem::path& shell_path() const { return shell_path_; }
+  const std::filesystem::path& qmp_path() const { return qmp_path_; }
   const std::shared_ptr<StartCommand>& start_command() const { return options_.start_command; }
   bool keep_vm_state() const { return options_.keep_vm_state; }
   bool allow_reboot() const { return options_.allow_reboot; }
@@ -182,12 +193,17 @@ class Machine {
 
   [[noreturn]] void fail_channel(const std::string& step, const std::string& reason);
   void accept_channels();
+  void connect_qmp();
+  // Reads until a QMP reply arrives; with expect_exit, QEMU closing the
+  // connection (as after "quit") is an answer too.
+  Json read_qmp_reply(const std::string& step, bool expect_exit);
   std::string read_shell_line(std::optional<Clock::time_point> deadline, const std::string& step);
   std::string read_monitor_reply(bool expect_exit);
   void write_shell(const std::string& data, const std::string& step);
   void finish_shutdown();
   std::string recent_output() const;
   std::vector<std::string> screen_text_variants(const std::vector<int>& models);
+  void screendump(const std::filesystem::path& ppm);
   size_t console_cursor_ = 0;  // serial lines consumed by wait_for_console_text
   // Lines an interrupted command still owes the shell channel; read and
   // dropped before the next command so replies never get mixed up.
@@ -199,6 +215,7 @@ class Machine {
   std::filesystem::path state_dir_;
   std::filesystem::path monitor_path_;
   std::filesystem::path shell_path_;
+  std::filesystem::path qmp_path_;
   double connect_timeout_ = 900;
 
   std::recursive_mutex mutex_;  // one operation on the channels at a time

@@ -26,8 +26,10 @@ class StartCommand {
   // (-monitor, -chardev for the shell, -no-reboot unless allow_reboot,
   // virtio-serial console, virtio-rng, -serial stdio), then $QEMU_OPTS, then
   // -nographic when neither DISPLAY nor WAYLAND_DISPLAY is set.
+  // With a qmp_socket_path, QEMU also serves QMP there (-qmp, first, so the
+  // socket exists by the time QEMU connects to the monitor).
   std::vector<std::string> argv(const std::string& monitor_socket_path, const std::string& shell_socket_path,
-                                bool allow_reboot = false) const;
+                                bool allow_reboot = false, const std::string& qmp_socket_path = "") const;
   // The same, as one shell-quoted string for logs and for scripts that call
   // cmd() as on the reference.
   std::string cmd(const std::string& monitor_socket_path, const std::string& shell_socket_path,
