@@ -9,6 +9,7 @@
 #include <boost/asio.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <cstdlib>
+#include <charconv>
 #include <cstring>
 
 #include "test_driver/base64.h"
@@ -584,18 +585,30 @@ std::pair<int, std::string> Machine::execute(const std::string& command, bool ch
     }
   }
   std::string step = fmt::format("running `{}`", command);
-  // The exit status is asked for on the same line: one round trip, and the
-  // shell runs it right after the pipeline, as a second line would.
-  std::string line = fmt::format("( set -euo pipefail; {} ) {}| (base64 --wrap 0; echo){}\n", wrapped,
-                                 check_output ? "" : ">/dev/null 2>&1 ", check_return ? "; echo ${PIPESTATUS[0]}" : "");
+  // One line out, one line back: "<base64 of the output> <exit status>".
+  // The status is echoed right after the pipeline by the same shell, as the
+  // reference's second round trip did, and base64 runs without a subshell.
+  std::string line = fmt::format("( set -euo pipefail; {} ) {}| base64 --wrap 0; echo{}\n", wrapped,
+                                 check_output ? "" : ">/dev/null 2>&1 ", check_return ? " \" ${PIPESTATUS[0]}\"" : "");
   write_shell(line, step);
-  std::string frame;
+  std::string reply;
   try {
-    frame = read_shell_line(deadline, step);
+    reply = read_shell_line(deadline, step);
   } catch (const Interrupted&) {
-    stale_lines_ = check_return ? 2 : 1;
+    stale_lines_ = 1;
     stale_command_ = command;
     throw;
+  }
+  if (!reply.empty() && reply.back() == '\n') reply.pop_back();
+  std::string_view frame = reply;
+  std::string_view status_text;
+  if (check_return) {
+    size_t space = reply.rfind(' ');
+    if (space == std::string::npos)
+      throw MachineError(fmt::format("machine '{}': {}: expected an exit status from the guest shell, got {:.200}",
+                                     name(), step, to_valid_utf8(reply)));
+    frame = std::string_view(reply).substr(0, space);
+    status_text = std::string_view(reply).substr(space + 1);
   }
   auto output = base64_decode(frame);
   if (!output)
@@ -604,23 +617,13 @@ std::pair<int, std::string> Machine::execute(const std::string& command, bool ch
                                    name(), step, to_valid_utf8(frame)));
   std::string text = to_valid_utf8(*output);
   if (!check_return) return {-1, std::move(text)};
-  std::string status_line;
-  try {
-    status_line = read_shell_line(deadline, step);
-  } catch (const Interrupted&) {
-    stale_lines_ = 1;
-    stale_command_ = command;
-    throw;
-  }
-  try {
-    size_t used = 0;
-    int status = std::stoi(status_line, &used);
-    if (!check_output) return {-2, ""};
-    return {status, std::move(text)};
-  } catch (const std::exception&) {
+  int status = 0;
+  auto [end, ec] = std::from_chars(status_text.data(), status_text.data() + status_text.size(), status);
+  if (ec != std::errc() || end != status_text.data() + status_text.size() || status_text.empty())
     throw MachineError(fmt::format("machine '{}': {}: expected an exit status from the guest shell, got {:.200}", name(),
-                                   step, to_valid_utf8(status_line)));
-  }
+                                   step, to_valid_utf8(status_text)));
+  if (!check_output) return {-2, ""};
+  return {status, std::move(text)};
 }
 
 std::string Machine::succeed(const std::vector<std::string>& commands, std::optional<double> timeout) {
