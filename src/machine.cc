@@ -68,6 +68,7 @@ struct Machine::Channels {
   std::string shell_buffer;
   std::string qmp_buffer;
   bool qmp_reading = false;
+  bool qmp_paused = true;  // outside run(): nothing may stay pending on io
   std::deque<Json> qmp_replies;
   std::deque<Json> qmp_events;  // not yet consumed by wait_for_qmp_event
   bool panicked = false;        // QMP said GUEST_PANICKED
@@ -82,7 +83,7 @@ struct Machine::Channels {
   // QMP messages are read whenever the io_context runs, so that events are
   // seen (and logged) during any wait, not only QMP's own.
   void read_qmp() {
-    if (!qmp.is_open() || qmp_reading) return;
+    if (!qmp.is_open() || qmp_reading || qmp_paused) return;
     qmp_reading = true;
     asio::async_read_until(qmp, asio::dynamic_buffer(qmp_buffer), '\n', [this](auto ec, size_t n) {
       qmp_reading = false;
@@ -125,6 +126,7 @@ struct Machine::Channels {
       timer.async_wait([&](auto ec) { timed_out = !ec; });
     }
     io.restart();
+    qmp_paused = false;
     read_qmp();
     while (!done && !exited && !interrupted && !timed_out && !(watch_panic && panicked)) {
       if (io.run_one() == 0) break;
@@ -136,6 +138,9 @@ struct Machine::Channels {
     exit_watch.cancel();
     interrupt_watch.cancel();
     timer.cancel();
+    // A QMP message handled while the cancelled handlers run must not arm a
+    // new read: io.run() below would wait for it forever.
+    qmp_paused = true;
     if (qmp_reading) qmp.cancel();
     io.restart();
     io.run();  // completes the cancelled handlers, which refer to our locals
