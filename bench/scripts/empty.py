@@ -1,0 +1,1 @@
+# Figure 1: an empty test script (no machines).
