@@ -508,7 +508,9 @@ void Machine::write_shell(const std::string& data, const std::string& step) {
     ec = e;
     done = true;
   });
-  switch (channels_->run(done, [&] { channels_->shell.cancel(); }, Clock::now() + std::chrono::seconds(60), false)) {
+  // A minute, plus a second per 100 kB for large inputs.
+  auto deadline = Clock::now() + std::chrono::seconds(60 + static_cast<long>(data.size() / 100000));
+  switch (channels_->run(done, [&] { channels_->shell.cancel(); }, deadline, false)) {
     case Outcome::kInterrupted:
       throw Interrupted();
     case Outcome::kTimedOut:
@@ -568,6 +570,12 @@ void Machine::connect() {
 
 std::pair<int, std::string> Machine::execute(const std::string& command, bool check_return,
                                              std::optional<double> timeout, bool check_output) {
+  return run_command(command, check_return, timeout, check_output, {});
+}
+
+std::pair<int, std::string> Machine::run_command(const std::string& command, bool check_return,
+                                                 std::optional<double> timeout, bool check_output,
+                                                 std::string_view input) {
   std::lock_guard lock(mutex_);
   run_callbacks();
   connect();
@@ -595,7 +603,9 @@ std::pair<int, std::string> Machine::execute(const std::string& command, bool ch
   // reference's second round trip did, and base64 runs without a subshell.
   std::string line = fmt::format("( set -euo pipefail; {} ) {}| base64 --wrap 0; echo{}\n", wrapped,
                                  check_output ? "" : ">/dev/null 2>&1 ", check_return ? " \" ${PIPESTATUS[0]}\"" : "");
-  write_shell(line, step);
+  // Input follows the command line on the shell's stdin (bash reads its
+  // script byte by byte, so the bytes after the newline are the command's).
+  write_shell(input.empty() ? line : line + std::string(input), step);
   std::string reply;
   try {
     reply = read_shell_line(deadline, step);

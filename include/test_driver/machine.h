@@ -193,6 +193,10 @@ class Machine {
 
   [[noreturn]] void fail_channel(const std::string& step, const std::string& reason);
   void accept_channels();
+  // execute(), with `input` written to the command's stdin (it must read
+  // exactly that many bytes, e.g. with `head -c`).
+  std::pair<int, std::string> run_command(const std::string& command, bool check_return,
+                                          std::optional<double> timeout, bool check_output, std::string_view input);
   void connect_qmp();
   // Reads until a QMP reply arrives; with expect_exit, QEMU closing the
   // connection (as after "quit") is an answer too.
