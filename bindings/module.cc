@@ -12,6 +12,7 @@
 #include "test_driver/driver.h"
 #include "test_driver/errors.h"
 #include "test_driver/interrupt.h"
+#include "test_driver/junit.h"
 #include "test_driver/keys.h"
 #include "test_driver/logger.h"
 #include "test_driver/machine.h"
@@ -66,14 +67,45 @@ struct LogNest {
   }
 };
 
-// `with subtest(name):` logs a failure inside the nest and re-raises it.
+// The exception that last left a subtest (its id): it is that subtest's
+// failure, not also one of "main" when it goes on to end the script.
+uintptr_t escaped_from_subtest = 0;
+
+// Records an exception on the JUnit report's current case (a subtest, else
+// "main"): an Exception as a <failure>, another BaseException (Ctrl-C, the
+// global timeout) as an <error>; SystemExit(0) is none. No report, no-op.
+void record_exception(const py::handle& type, const py::handle& value, const py::handle& trace,
+                      const py::object& message = py::none()) {
+  if (type.is_none() || !td::rootlog().has_junit()) return;
+  if (!td::rootlog().in_subtest() && reinterpret_cast<uintptr_t>(value.ptr()) == escaped_from_subtest) return;
+  if (PyObject_IsSubclass(type.ptr(), PyExc_SystemExit) == 1) {
+    py::object code = py::getattr(value, "code", py::none());
+    if (code.is_none() || (py::isinstance<py::int_>(code) && code.cast<long>() == 0)) return;
+  }
+  td::JUnitProblem problem;
+  problem.kind = PyObject_IsSubclass(type.ptr(), PyExc_Exception) == 1 ? td::JUnitProblem::Kind::failure
+                                                                       : td::JUnitProblem::Kind::error;
+  problem.type = py::str(type.attr("__name__"));
+  problem.message = message.is_none() ? std::string(py::str(value)) : std::string(py::str(message));
+  if (problem.message.empty()) problem.message = problem.type;
+  py::list lines = py::module_::import("traceback").attr("format_exception")(type, value, trace);
+  problem.details = py::str("").attr("join")(lines).cast<std::string>();
+  td::rootlog().record_problem(problem);
+}
+
+// `with subtest(name):` logs a failure inside the nest and re-raises it; a
+// case of the JUnit report (--junit-xml).
 struct Subtest {
   std::string name;
-  void enter() { td::rootlog().begin_nest(name); }
-  bool exit(const py::object& type, const py::object& value, const py::object&) {
+  void enter() { td::rootlog().begin_subtest(name); }
+  bool exit(const py::object& type, const py::object& value, const py::object& trace) {
     if (!type.is_none() && PyObject_IsSubclass(type.ptr(), PyExc_Exception) == 1)
       td::rootlog().error("Test \"" + name + "\" failed with error: \"" + py::str(value).cast<std::string>() + "\"");
-    td::rootlog().end_nest();
+    if (!type.is_none()) {
+      record_exception(type, value, trace);
+      escaped_from_subtest = reinterpret_cast<uintptr_t>(value.ptr());
+    }
+    td::rootlog().end_subtest();
     return false;
   }
 };
@@ -144,6 +176,15 @@ void mirror_vlan_environment(const td::VLan& v) {
 
 // A Python regular expression (str or compiled) as the core's matcher, so
 // that scripts keep Python's regex dialect. A bad pattern is an error naming it.
+// JSON values cross as Python objects through the json module: the core
+// speaks QMP's JSON, scripts see dicts.
+py::object to_python(const td::Json& value) { return py::module_::import("json").attr("loads")(value.dump()); }
+
+td::Json from_python(const py::object& value) {
+  if (value.is_none()) return td::Json();
+  return td::Json::parse(py::module_::import("json").attr("dumps")(value).cast<std::string>());
+}
+
 td::Machine::TextMatcher to_matcher(const py::object& regex) {
   py::object pattern;
   try {
@@ -218,19 +259,23 @@ void register_exceptions(py::module_& m) {
   py::object machine_error = subclass("MachineError", py::make_tuple(error));
   py::object assertion = subclass("RequestedAssertionFailed", py::make_tuple(py::handle(PyExc_AssertionError), error));
   py::object polling = subclass("PollingConditionFailed", py::make_tuple(error));
+  py::object qmp = subclass("QMPAPIError", py::make_tuple(error));
+  m.attr("QMPAPIError") = qmp;
   m.attr("Error") = error;
   m.attr("MachineError") = machine_error;
   m.attr("RequestedAssertionFailed") = assertion;
   m.attr("PollingConditionFailed") = polling;
   // Kept alive for the process's lifetime, as the translator may run at exit.
-  static PyObject* classes[4] = {error.release().ptr(), machine_error.release().ptr(), assertion.release().ptr(),
-                                 polling.release().ptr()};
+  static PyObject* classes[5] = {error.release().ptr(), machine_error.release().ptr(), assertion.release().ptr(),
+                                 polling.release().ptr(), qmp.release().ptr()};
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
     } catch (const td::Interrupted&) {
       td::interrupt::clear();
       if (PyErr_CheckSignals() == 0) PyErr_SetNone(PyExc_KeyboardInterrupt);
+    } catch (const td::QmpError& e) {
+      PyErr_SetString(classes[4], e.what());
     } catch (const td::PollingConditionFailed& e) {
       PyErr_SetString(classes[3], e.what());
     } catch (const td::RequestedAssertionFailed& e) {
@@ -281,7 +326,29 @@ PYBIND11_MODULE(_core, m) {
            "message"_a, "attributes"_a = py::none(), "Log a warning.")
       .def("error", [](td::Logger& l, const std::string& msg, py::object attrs) { l.error(msg, to_attributes(attrs)); },
            "message"_a, "attributes"_a = py::none(), "Log an error (raising is the caller's business).")
+      .def("debug", [](td::Logger& l, const std::string& msg, py::object attrs) { l.debug(msg, to_attributes(attrs)); },
+           "message"_a, "attributes"_a = py::none(), "Log a debug line (shown with --log-level debug).")
       .def("log_serial", &td::Logger::log_serial, "message"_a, "machine"_a, "Log one serial console line of a machine.")
+      .def_property(
+          "level", [](const td::Logger& l) { return std::string(td::log_level_name(l.level())); },
+          [](td::Logger& l, const std::string& name) {
+            auto level = td::parse_log_level(name);
+            if (!level) throw py::value_error("invalid log level '" + name + "': use debug, info, warning or error");
+            l.set_level(*level);
+          },
+          "The lowest level shown on the terminal: 'debug', 'info' (default), 'warning' or 'error'.")
+      .def("open_junit", [](td::Logger& l, const std::filesystem::path& path,
+                            const std::string& suite_name) { l.open_junit(path, suite_name); },
+           "path"_a, "suite_name"_a = td::JUnitReport::kDefaultSuiteName,
+           "Start a JUnit XML report (one case per subtest), written to path by close().")
+      .def(
+          "record_failure",
+          [](td::Logger&, py::object error, py::object message) {
+            record_exception(py::type::handle_of(error), error, py::getattr(error, "__traceback__", py::none()),
+                             message);
+          },
+          "error"_a, "message"_a = py::none(),
+          "Record an exception on the JUnit report's current case (the open subtest, else 'main').")
       .def("nested",
            [](td::Logger&, const std::string& msg, py::object attrs) { return LogNest{msg, to_attributes(attrs)}; },
            "message"_a, "attributes"_a = py::none(),
@@ -337,7 +404,7 @@ PYBIND11_MODULE(_core, m) {
       .def("cmd", &td::StartCommand::cmd, "monitor_socket_path"_a, "shell_socket_path"_a, "allow_reboot"_a = false,
            "The full QEMU command line, shell-quoted.")
       .def("argv", &td::StartCommand::argv, "monitor_socket_path"_a, "shell_socket_path"_a, "allow_reboot"_a = false,
-           "The full QEMU argument vector.")
+           "qmp_socket_path"_a = "", "The full QEMU argument vector.")
       .def_static(
           "build_environment",
           [](const std::string& state_dir, const std::string& shared_dir) {
@@ -478,6 +545,37 @@ PYBIND11_MODULE(_core, m) {
            "Read the monitor until its prompt; return what was read.")
       .def("send_monitor_command", &td::Machine::send_monitor_command, "command"_a, release_gil(),
            "Send a command to QEMU's human monitor; return its reply.")
+      .def_property_readonly("qmp_path", &td::Machine::qmp_path)
+      .def(
+          "qmp_command",
+          [](td::Machine& m, const std::string& command, py::object arguments) {
+            td::Json args = from_python(arguments);
+            td::Json result;
+            {
+              py::gil_scoped_release release;
+              result = m.qmp_command(command, args);
+            }
+            return to_python(result);
+          },
+          "command"_a, "arguments"_a = py::none(),
+          "Send a QMP command; return its result. Raises QMPAPIError for an error reply.")
+      .def(
+          "wait_for_qmp_event",
+          [](td::Machine& m, py::function event_filter, py::object timeout) {
+            double t = to_seconds(timeout).value_or(600);
+            auto filter = [event_filter](const td::Json& event) {
+              py::gil_scoped_acquire gil;
+              return py::bool_(event_filter(to_python(event))).cast<bool>();
+            };
+            td::Json event;
+            {
+              py::gil_scoped_release release;
+              event = m.wait_for_qmp_event(filter, t);
+            }
+            return to_python(event);
+          },
+          "event_filter"_a, "timeout"_a = 600,
+          "Wait for a QMP event that event_filter(event_dict) accepts (earlier events count); return it.")
       .def("get_console_log", &td::Machine::console_log, release_gil(),
            "Everything the serial console printed since the machine started.")
       .def(
@@ -702,6 +800,10 @@ PYBIND11_MODULE(_core, m) {
               py::object filename = py::getattr(self, "_script_path", py::str("<test script>"));
               py::object code = py::module_::import("builtins").attr("compile")(driver.tests(), filename, "exec");
               py::module_::import("builtins").attr("exec")(code, symbols);
+            } catch (py::error_already_set& e) {
+              record_exception(e.type(), e.value(), e.trace() ? py::handle(e.trace()) : py::handle(py::none()));
+              nest.exit();
+              throw;
             } catch (...) {
               nest.exit();
               throw;

@@ -4,12 +4,35 @@
 #include <tinyxml2.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 
 #include "test_driver/errors.h"
+#include "test_driver/junit.h"
 #include "test_driver/utf8.h"
 
 namespace td {
+
+std::optional<LogLevel> parse_log_level(std::string_view name) {
+  std::string lower(name);
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (lower == "debug") return LogLevel::debug;
+  if (lower == "info") return LogLevel::info;
+  if (lower == "warning" || lower == "warn") return LogLevel::warning;
+  if (lower == "error") return LogLevel::error;
+  return std::nullopt;
+}
+
+const char* log_level_name(LogLevel level) {
+  switch (level) {
+    case LogLevel::debug: return "debug";
+    case LogLevel::info: return "info";
+    case LogLevel::warning: return "warning";
+    case LogLevel::error: return "error";
+  }
+  return "info";
+}
 
 Logger::Logger() {
   const char* no_color = std::getenv("NO_COLOR");
@@ -21,8 +44,8 @@ Logger::Logger() {
 Logger::~Logger() { close(); }
 
 void Logger::open(const std::string& path) {
-  close();
   std::lock_guard lock(mutex_);
+  close_xml_locked();
   if (path.empty() || path == "/dev/null") return;
   file_ = std::fopen(path.c_str(), "w");
   if (!file_) throw Error(fmt::format("cannot open the log file {}: {}", path, std::strerror(errno)));
@@ -34,6 +57,21 @@ void Logger::open(const std::string& path) {
 
 void Logger::close() {
   std::lock_guard lock(mutex_);
+  write_junit_locked();
+  close_xml_locked();
+}
+
+void Logger::write_junit_locked() {
+  if (!junit_) return;
+  try {
+    junit_->write(junit_path_);
+  } catch (const std::exception& e) {
+    print(std::string("!!! ") + e.what());  // close() runs at exit too: never throws
+  }
+  junit_.reset();
+}
+
+void Logger::close_xml_locked() {
   if (!xml_) return;
   for (size_t i = 0; i < nests_.size(); ++i) xml_->CloseElement();
   nests_.clear();
@@ -58,6 +96,13 @@ void Logger::xml_element(const char* name, const std::string& text, const LogAtt
   xml_->CloseElement();
 }
 
+void Logger::print_at(LogLevel level, const std::string& text) {
+  if (level < level_) return;
+  if (!color_ || level == LogLevel::info) return print(text);
+  const char* start = level == LogLevel::error ? "\033[1;31m" : level == LogLevel::warning ? "\033[33m" : "\033[2m";
+  print(start + text + "\033[0m");
+}
+
 void Logger::xml_line(const std::string& message, const LogAttributes& attributes) {
   if (!xml_) return;
   xml_element("line", message, attributes);
@@ -70,19 +115,45 @@ static std::string with_prefix(const std::string& message, const LogAttributes& 
   return message;
 }
 
-void Logger::log_locked(const std::string& message, const LogAttributes& attributes) {
-  print(with_prefix(message, attributes));
-  xml_line(message, attributes);
+// "??? Warning (Category): " before warnings, "!!! " before errors.
+static std::string with_level_marker(LogLevel level, const std::string& text, const LogAttributes& attributes) {
+  if (level == LogLevel::error) return "!!! " + text;
+  if (level != LogLevel::warning) return text;
+  for (const auto& [key, value] : attributes)
+    if (key == "category" && !value.empty()) return "??? Warning (" + value + "): " + text;
+  return "??? Warning: " + text;
+}
+
+void Logger::log_locked(LogLevel level, const std::string& message, const LogAttributes& attributes) {
+  std::string text = with_level_marker(level, with_prefix(message, attributes), attributes);
+  print_at(level, text);
+  if (junit_) junit_->add_output(text, level >= LogLevel::error);
+  if (level == LogLevel::info) return xml_line(message, attributes);
+  LogAttributes with_level = attributes;
+  with_level.emplace_back("level", log_level_name(level));
+  xml_line(message, with_level);
+}
+
+void Logger::log_at(LogLevel level, const std::string& message, const LogAttributes& attributes) {
+  std::lock_guard lock(mutex_);
+  log_locked(level, message, attributes);
 }
 
 void Logger::log(const std::string& message, const LogAttributes& attributes) {
-  std::lock_guard lock(mutex_);
-  log_locked(message, attributes);
+  log_at(LogLevel::info, message, attributes);
 }
-
-void Logger::info(const std::string& message, const LogAttributes& attributes) { log(message, attributes); }
-void Logger::warning(const std::string& message, const LogAttributes& attributes) { log(message, attributes); }
-void Logger::error(const std::string& message, const LogAttributes& attributes) { log(message, attributes); }
+void Logger::debug(const std::string& message, const LogAttributes& attributes) {
+  log_at(LogLevel::debug, message, attributes);
+}
+void Logger::info(const std::string& message, const LogAttributes& attributes) {
+  log_at(LogLevel::info, message, attributes);
+}
+void Logger::warning(const std::string& message, const LogAttributes& attributes) {
+  log_at(LogLevel::warning, message, attributes);
+}
+void Logger::error(const std::string& message, const LogAttributes& attributes) {
+  log_at(LogLevel::error, message, attributes);
+}
 
 void Logger::log_serial(const std::string& message, const std::string& machine) {
   std::string clean = strip_control(message);
@@ -90,13 +161,16 @@ void Logger::log_serial(const std::string& message, const std::string& machine) 
   xml_line(clean, {{"machine", machine}, {"type", "serial"}});
   if (print_serial_) {
     std::string text = fmt::format("{} # {}", machine, clean);
-    print(color_ ? "\033[2m" + text + "\033[0m" : text);
+    if (level_ <= LogLevel::info) print(color_ ? "\033[2m" + text + "\033[0m" : text);
+    if (junit_) junit_->add_output(text);
   }
 }
 
 void Logger::begin_nest(const std::string& message, const LogAttributes& attributes) {
   std::lock_guard lock(mutex_);
-  print(with_prefix(message, attributes));
+  std::string text = with_prefix(message, attributes);
+  print_at(LogLevel::info, text);
+  if (junit_) junit_->add_output(text);
   if (xml_) {
     xml_->OpenElement("nest");
     xml_element("head", message, attributes);
@@ -111,7 +185,7 @@ void Logger::end_nest() {
   OpenNest nest = std::move(nests_.back());
   nests_.pop_back();
   std::chrono::duration<double> took = std::chrono::steady_clock::now() - nest.start;
-  log_locked(fmt::format("(finished: {}, in {:.2f} seconds)", nest.message, took.count()), {});
+  log_locked(LogLevel::info, fmt::format("(finished: {}, in {:.2f} seconds)", nest.message, took.count()), {});
   if (xml_) {
     xml_->CloseElement();
     std::fflush(file_);
@@ -124,6 +198,56 @@ Logger::Nest::Nest(Logger& logger, const std::string& message, const LogAttribut
 }
 
 Logger::Nest::~Nest() { logger_.end_nest(); }
+
+void Logger::set_level(LogLevel level) {
+  std::lock_guard lock(mutex_);
+  level_ = level;
+}
+
+LogLevel Logger::level() const {
+  std::lock_guard lock(mutex_);
+  return level_;
+}
+
+void Logger::open_junit(const std::filesystem::path& path, const std::string& suite_name) {
+  std::filesystem::path parent = path.parent_path().empty() ? "." : path.parent_path();
+  std::error_code ec;
+  if (!std::filesystem::is_directory(parent, ec))
+    throw Error(fmt::format("cannot write the JUnit report {}: {} is not a directory", path.string(), parent.string()));
+  std::lock_guard lock(mutex_);
+  write_junit_locked();
+  junit_ = std::make_unique<JUnitReport>(suite_name);
+  junit_path_ = path;
+}
+
+bool Logger::has_junit() const {
+  std::lock_guard lock(mutex_);
+  return junit_ != nullptr;
+}
+
+void Logger::begin_subtest(const std::string& name) {
+  {
+    std::lock_guard lock(mutex_);
+    if (junit_) junit_->begin_case(name);
+  }
+  begin_nest(name);
+}
+
+void Logger::end_subtest() {
+  end_nest();
+  std::lock_guard lock(mutex_);
+  if (junit_) junit_->end_case();
+}
+
+void Logger::record_problem(const JUnitProblem& problem) {
+  std::lock_guard lock(mutex_);
+  if (junit_) junit_->record_problem(problem);
+}
+
+bool Logger::in_subtest() const {
+  std::lock_guard lock(mutex_);
+  return junit_ && junit_->in_case();
+}
 
 void Logger::set_print_serial(bool on) {
   std::lock_guard lock(mutex_);

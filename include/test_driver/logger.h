@@ -3,13 +3,25 @@
 // set, an XML document (<logfile>, <nest><head/>…</nest>, <line/>) that is
 // streamed to disk and always ends well-formed. Safe to call from any thread:
 // the serial console readers log concurrently with the test script.
+//
+// Lines have a level (debug < info < warning < error): the terminal shows
+// those at or above the logger's level (info unless set), the XML log keeps
+// all of them (with a `level` attribute unless info). Warnings print as
+// "??? Warning: message" ("??? Warning (Category): message" with a
+// `category` attribute), errors as "!!! message".
+//
+// A JUnit report (junit.h) may be attached: subtests become its cases, each
+// line logged goes to the current case's output, and close() writes it.
 #pragma once
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -18,6 +30,16 @@ class XMLPrinter;
 }
 
 namespace td {
+
+class JUnitReport;
+struct JUnitProblem;
+
+enum class LogLevel { debug = 10, info = 20, warning = 30, error = 40 };
+
+// "debug", "info", "warning" (or "warn"), "error", in any case; nullopt otherwise.
+std::optional<LogLevel> parse_log_level(std::string_view name);
+// The lowercase name of a level.
+const char* log_level_name(LogLevel level);
 
 // Ordered name/value pairs, written as XML attributes.
 using LogAttributes = std::vector<std::pair<std::string, std::string>>;
@@ -35,7 +57,10 @@ class Logger {
   // Closes every open nest and the document. Idempotent.
   void close();
 
+  // At info level, as the reference's log().
   void log(const std::string& message, const LogAttributes& attributes = {});
+  void log_at(LogLevel level, const std::string& message, const LogAttributes& attributes = {});
+  void debug(const std::string& message, const LogAttributes& attributes = {});
   void info(const std::string& message, const LogAttributes& attributes = {});
   void warning(const std::string& message, const LogAttributes& attributes = {});
   // Logs the message; raising is the caller's business (the reference
@@ -61,6 +86,24 @@ class Logger {
     Logger& logger_;
   };
 
+  // The lowest level the terminal shows (the XML log and JUnit report get all).
+  void set_level(LogLevel level);
+  LogLevel level() const;
+
+  // Attaches a JUnit report that close() writes to `path` (a report already
+  // attached is written first). Throws td::Error when `path`'s directory
+  // does not exist.
+  void open_junit(const std::filesystem::path& path, const std::string& suite_name = "NixOS integration test");
+  bool has_junit() const;
+  // `with subtest(name):` a nest, and a case of the JUnit report.
+  void begin_subtest(const std::string& name);
+  void end_subtest();
+  // A failure (or an error) of the current subtest, or of "main" outside
+  // any; nothing without a JUnit report.
+  void record_problem(const JUnitProblem& problem);
+  // Whether the JUnit report has a subtest open.
+  bool in_subtest() const;
+
   void set_print_serial(bool on);
   bool print_serial() const;
 
@@ -75,9 +118,12 @@ class Logger {
   };
 
   void print(const std::string& text);
+  void print_at(LogLevel level, const std::string& text);
+  void close_xml_locked();
+  void write_junit_locked();
   void xml_line(const std::string& message, const LogAttributes& attributes);
   void xml_element(const char* name, const std::string& text, const LogAttributes& attributes);
-  void log_locked(const std::string& message, const LogAttributes& attributes);
+  void log_locked(LogLevel level, const std::string& message, const LogAttributes& attributes);
 
   mutable std::mutex mutex_;
   FILE* file_ = nullptr;
@@ -85,6 +131,9 @@ class Logger {
   std::vector<OpenNest> nests_;
   bool print_serial_ = true;
   bool color_ = false;
+  LogLevel level_ = LogLevel::info;
+  std::unique_ptr<JUnitReport> junit_;
+  std::filesystem::path junit_path_;
 };
 
 // The process-wide logger, as the reference's `rootlog`.
