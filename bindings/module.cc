@@ -230,6 +230,16 @@ py::dict test_symbols(py::object self) {
   symbols["serial_stdout_on"] = self.attr("serial_stdout_on");
   symbols["polling_condition"] = self.attr("polling_condition");
   symbols["Machine"] = machine_module.attr("Machine");
+  // Beside the reference's names, upstream's newer ones.
+  py::module_ unittest = py::module_::import("unittest");
+  py::object tester = py::module_::import("builtins").attr("type")(
+      "AssertionTester", py::make_tuple(unittest.attr("TestCase")),
+      py::dict("failureException"_a = py::module_::import("test_driver.errors").attr("RequestedAssertionFailed"),
+               "maxDiff"_a = py::none()));
+  symbols["t"] = tester();
+  symbols["machines_qemu"] = self.attr("machines");
+  symbols["QemuMachine"] = machine_module.attr("Machine");
+  symbols["BaseMachine"] = machine_module.attr("Machine");
   std::string general;
   for (auto item : symbols) general += (general.empty() ? "" : ", ") + py::str(item.first).cast<std::string>();
   std::string machine_names, vlan_names;

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <regex>
 #include <set>
+#include <thread>
 
 #include "test_driver/errors.h"
 #include "test_driver/logger.h"
@@ -94,7 +95,30 @@ void Driver::cleanup() {
 
 void Driver::start_all() {
   Logger::Nest nest(rootlog(), "start all VMs");
-  for (auto& machine : machines_) machine->start();
+  // In parallel: each start waits for its QEMU to connect its sockets.
+  std::vector<std::exception_ptr> errors(machines_.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < machines_.size(); ++i)
+    threads.emplace_back([&, i] {
+      try {
+        machines_[i]->start();
+      } catch (...) {
+        errors[i] = std::current_exception();
+      }
+    });
+  for (auto& t : threads) t.join();
+  std::string failures;
+  for (size_t i = 0; i < machines_.size(); ++i) {
+    if (!errors[i]) continue;
+    try {
+      std::rethrow_exception(errors[i]);
+    } catch (const Interrupted&) {
+      throw;
+    } catch (const std::exception& e) {
+      failures += fmt::format("\n  {}: {}", machines_[i]->name(), e.what());
+    }
+  }
+  if (!failures.empty()) throw Error("machines failed to start:" + failures);
 }
 
 void Driver::join_all() {

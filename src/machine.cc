@@ -348,7 +348,7 @@ void Machine::start(std::optional<bool> allow_reboot) {
   try {
     accept_channels();
     connect_qmp();
-    wait_for_monitor_prompt();
+    read_monitor_reply(false);  // the banner; no log nest, so machines can start in parallel
   } catch (...) {
     release();
     throw;

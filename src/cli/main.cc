@@ -196,6 +196,9 @@ int main(int argc, char** argv) {
   auto* scripts_opt = app.add_option("--start-scripts", start_scripts,
                                      "start scripts for participating virtual machines (default: $startScripts)");
   auto* vlans_opt = app.add_option("--vlans", vlans, "vlans to span by the driver (default: $vlans)");
+  // Like argparse's nargs="*": no values is fine, and an option ends the list.
+  scripts_opt->expected(0, CLI::detail::expected_max_vector_size);
+  vlans_opt->expected(0, CLI::detail::expected_max_vector_size);
   app.add_option("-o,--output_directory", output_directory,
                  "The path to the directory where outputs copied from the VM will be placed. By e.g. "
                  "Machine.copy_from_vm or Machine.screenshot");
@@ -215,6 +218,9 @@ int main(int argc, char** argv) {
                "write the names a test script sees, comma-separated, to ./driver-symbols (for pyflakes) and exit");
   auto* script_opt = app.add_option("testscript", testscript, "the test script to run (default: $testScript)");
   CLI11_PARSE(app, argc, argv);
+  // An option given without values leaves one empty value behind.
+  std::erase(start_scripts, std::string());
+  std::erase(vlans, std::string());
 
   // UTF-8 mode: pybind11's isolated config leaves the C locale, where a
   // script printing a guest's non-ASCII output would raise.

@@ -146,3 +146,13 @@ def test_interactive_flag_reads_commands(bed):
     assert r.returncode == 0, r.stderr
     assert "answer 42" in r.stdout
     assert "kill machine" in r.stderr
+
+
+def test_list_flags_take_no_values_like_argparse(bed):
+    # argparse's nargs="*": an empty list, and the next option is not a value.
+    script = "print('seen', [m.name for m in machines], [v.nr for v in vlans])\n"
+    for args in (["--start-scripts", "-o", str(bed.out), "--"], ["--start-scripts", "--"],
+                 ["--vlans", "--start-scripts", "--"]):
+        r = bed.run_driver(script, args=args)
+        assert r.returncode == 0, (args, r.stderr)
+        assert "seen [] []" in r.stdout, (args, r.stdout)

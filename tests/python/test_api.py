@@ -16,6 +16,7 @@ REFERENCE_SYMBOLS = [
     "start_all", "test_script", "machines", "vlans", "driver", "log", "os", "create_machine", "subtest",
     "run_tests", "join_all", "retry", "serial_stdout_off", "serial_stdout_on", "polling_condition", "Machine",
 ]
+UPSTREAM_SYMBOLS = ["t", "machines_qemu", "QemuMachine", "BaseMachine"]
 
 
 def test_reference_module_layout():
@@ -135,8 +136,12 @@ def test_driver_symbols_match_reference(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     with driver_mod.Driver([], [], "", tmp_path) as d:
         symbols = d.test_symbols()
-    assert list(symbols) == REFERENCE_SYMBOLS
+    assert list(symbols) == REFERENCE_SYMBOLS + UPSTREAM_SYMBOLS
     assert symbols["os"] is os and symbols["retry"] is retry and symbols["driver"] is d
+    assert symbols["QemuMachine"] is Machine and symbols["BaseMachine"] is Machine and symbols["machines_qemu"] == []
+    with pytest.raises(errors.RequestedAssertionFailed, match="1 != 2"):
+        symbols["t"].assertEqual(1, 2)
+    symbols["t"].assertIn("a", "abc")
     assert "additionally exposed symbols" in capsys.readouterr().out
 
 
@@ -184,3 +189,15 @@ def test_logger_nested_is_a_context_manager(capfd):
         logger.rootlog.info("inside")
     err = capfd.readouterr().err
     assert "m: outer step" in err and "inside" in err and "(finished: outer step, in " in err
+
+
+def test_start_all_names_every_machine_that_failed(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    d = driver_mod.Driver([str(tmp_path / "run-one-vm"), str(tmp_path / "run-two-vm")], [], "", tmp_path)
+    with pytest.raises(errors.Error) as raised:
+        d.start_all()
+    message = str(raised.value)
+    assert message.startswith("machines failed to start:")
+    assert "one: machine 'one': cannot run the start command" in message
+    assert "two: machine 'two': cannot run the start command" in message
+    d.cleanup()
