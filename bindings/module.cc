@@ -338,7 +338,8 @@ PYBIND11_MODULE(_core, m) {
            "message"_a, "attributes"_a = py::none(), "Log an error (raising is the caller's business).")
       .def("debug", [](td::Logger& l, const std::string& msg, py::object attrs) { l.debug(msg, to_attributes(attrs)); },
            "message"_a, "attributes"_a = py::none(), "Log a debug line (shown with --log-level debug).")
-      .def("log_serial", &td::Logger::log_serial, "message"_a, "machine"_a, "Log one serial console line of a machine.")
+      .def("log_serial", py::overload_cast<const std::string&, const std::string&>(&td::Logger::log_serial), "message"_a,
+           "machine"_a, "Log one serial console line of a machine.")
       .def_property(
           "level", [](const td::Logger& l) { return std::string(td::log_level_name(l.level())); },
           [](td::Logger& l, const std::string& name) {

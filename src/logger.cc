@@ -156,14 +156,26 @@ void Logger::error(const std::string& message, const LogAttributes& attributes) 
 }
 
 void Logger::log_serial(const std::string& message, const std::string& machine) {
-  std::string clean = strip_control(message);
+  log_serial(std::vector<std::string>{message}, machine);
+}
+
+void Logger::log_serial(const std::vector<std::string>& messages, const std::string& machine) {
+  if (messages.empty()) return;
+  const LogAttributes attributes{{"machine", machine}, {"type", "serial"}};
   std::lock_guard lock(mutex_);
-  xml_line(clean, {{"machine", machine}, {"type", "serial"}});
-  if (print_serial_) {
+  std::string terminal;
+  for (const auto& message : messages) {
+    std::string clean = strip_control(message);
+    if (xml_) xml_element("line", clean, attributes);
+    if (!print_serial_) continue;
     std::string text = fmt::format("{} # {}", machine, clean);
-    if (level_ <= LogLevel::info) print(color_ ? "\033[2m" + text + "\033[0m" : text);
     if (junit_) junit_->add_output(text);
+    if (level_ > LogLevel::info) continue;
+    if (!terminal.empty()) terminal += '\n';
+    terminal += color_ ? "\033[2m" + text + "\033[0m" : text;
   }
+  if (xml_) std::fflush(file_);
+  if (!terminal.empty()) print(terminal);
 }
 
 void Logger::begin_nest(const std::string& message, const LogAttributes& attributes) {

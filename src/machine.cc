@@ -216,7 +216,7 @@ class Machine::SerialReader {
   void run() {
     read_more();
     io_.run();
-    if (!partial_.empty()) emit(partial_);
+    if (!partial_.empty()) emit({clean_line(partial_)});
     std::lock_guard lock(mutex_);
     eof_ = true;
     changed_.notify_all();
@@ -224,20 +224,27 @@ class Machine::SerialReader {
   void read_more() {
     pipe_.async_read_some(asio::buffer(chunk_), [this](boost::system::error_code ec, size_t n) {
       partial_.append(chunk_.data(), n);
+      std::vector<std::string> batch;
       size_t start = 0;
       for (size_t nl; (nl = partial_.find('\n', start)) != std::string::npos; start = nl + 1)
-        emit(std::string_view(partial_).substr(start, nl - start));
+        batch.push_back(clean_line(std::string_view(partial_).substr(start, nl - start)));
       partial_.erase(0, start);
+      emit(std::move(batch));
       if (!ec) read_more();
     });
   }
-  void emit(std::string_view raw) {
+  static std::string clean_line(std::string_view raw) {
     std::string line = to_valid_utf8(raw);
     std::erase(line, '\r');
     while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
-    machine_.log_serial(line);
+    return line;
+  }
+  // Logs what one read brought, then keeps it for the console waits.
+  void emit(std::vector<std::string> batch) {
+    if (batch.empty()) return;
+    rootlog().log_serial(batch, machine_.name());
     std::lock_guard lock(mutex_);
-    lines_.push_back(std::move(line));
+    for (auto& line : batch) lines_.push_back(std::move(line));
     changed_.notify_all();
   }
 

@@ -69,6 +69,8 @@ class Logger {
 
   // One line of a machine's serial console.
   void log_serial(const std::string& message, const std::string& machine);
+  // Several lines at once: one lock, one flush, one terminal write.
+  void log_serial(const std::vector<std::string>& messages, const std::string& machine);
 
   // Opens a nest: logs the head now and "(finished: …, in N.NN seconds)"
   // when it ends. Use Nest for scoped nests.
