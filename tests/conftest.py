@@ -8,7 +8,6 @@ silent skip.
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -70,6 +69,12 @@ class Bed:
 
     def script(self, image: str, name: str, **kw) -> str:
         return start_script(image, name, self.scripts, **kw)
+
+    def machine(self, image: str, name: str = "machine", **kw):
+        """A Machine (not started) on a start script for `image`, in this bed."""
+        from test_driver.machine import Machine, NixStartScript
+        return Machine(out_dir=self.out, tmp_dir=self.tmp, start_command=NixStartScript(self.script(image, name)),
+                       name=name, **kw)
 
     def env(self, **extra) -> dict:
         env = dict(os.environ)

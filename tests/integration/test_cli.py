@@ -3,7 +3,6 @@ environment variables, exit status, the XML log, the script's symbols."""
 import os
 import xml.etree.ElementTree as ET
 
-from conftest import Bed
 
 
 def parse_log(path):

@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fault"))
 from faultlib import (CATCH, Live, fake_env, fake_script, failed_at, fault_time, leftovers, parse_log,  # noqa: E402
-                      pid_wrapper, read_pid)
+                      pid_wrapper)
 
 
 def report(case, error, took, left):

@@ -4,7 +4,6 @@ import time
 
 import pytest
 
-from conftest import Bed
 from test_driver.machine import Machine, NixStartScript
 
 

@@ -5,14 +5,11 @@ import time
 
 import pytest
 
-from conftest import Bed
 from test_driver import errors
-from test_driver.machine import Machine, NixStartScript
 
 
 def make(bed, name="life", **kw):
-    return Machine(out_dir=bed.out, tmp_dir=bed.tmp, start_command=NixStartScript(bed.script("mini", name)),
-                   name=name, **kw)
+    return bed.machine("mini", name, **kw)
 
 
 def test_crash_restart_shutdown(bed):

@@ -7,14 +7,12 @@ import pytest
 
 from conftest import Bed
 from test_driver import errors
-from test_driver.machine import Machine, NixStartScript
+from test_driver.machine import Machine
 
 
 @pytest.fixture(scope="module")
 def machine(tmp_path_factory):
-    bed = Bed(tmp_path_factory.mktemp("mini"))
-    m = Machine(out_dir=bed.out, tmp_dir=bed.tmp, start_command=NixStartScript(bed.script("mini", "machine")),
-                name="machine")
+    m = Bed(tmp_path_factory.mktemp("mini")).machine("mini")
     m.connect()
     yield m
     m.release()

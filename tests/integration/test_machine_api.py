@@ -1,18 +1,16 @@
 """The rest of the Machine API against one real `mini` guest (busybox +
 bash + coreutils initramfs, NixOS backdoor, 9p shares, VGA text console
 with a root shell on tty1), booted once for the module."""
-import os
 import socket
 import struct
 import time
 import urllib.request
-import zlib
 
 import pytest
 
 from conftest import Bed
 from test_driver import errors
-from test_driver.machine import CHAR_TO_KEY, Machine, NixStartScript
+from test_driver.machine import CHAR_TO_KEY
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +20,7 @@ def bed(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def machine(bed):
-    m = Machine(out_dir=bed.out, tmp_dir=bed.tmp, start_command=NixStartScript(bed.script("mini", "machine")),
-                name="machine")
+    m = bed.machine("mini")
     m.connect()
     yield m
     m.release()

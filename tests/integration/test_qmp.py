@@ -4,15 +4,12 @@ import pytest
 
 from conftest import Bed
 from test_driver.errors import Error
-from test_driver.machine import Machine, NixStartScript
 from test_driver.qmp import QMPAPIError
 
 
 @pytest.fixture(scope="module")
 def machine(tmp_path_factory):
-    bed = Bed(tmp_path_factory.mktemp("qmp"))
-    m = Machine(out_dir=bed.out, tmp_dir=bed.tmp, start_command=NixStartScript(bed.script("mini", "machine")),
-                name="machine")
+    m = Bed(tmp_path_factory.mktemp("qmp")).machine("mini")
     m.start()
     yield m
     m.release()

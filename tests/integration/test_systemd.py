@@ -8,14 +8,11 @@ import pytest
 
 from conftest import Bed
 from test_driver import errors
-from test_driver.machine import Machine, NixStartScript
 
 
 @pytest.fixture(scope="module")
 def machine(tmp_path_factory):
-    bed = Bed(tmp_path_factory.mktemp("systemd"))
-    m = Machine(out_dir=bed.out, tmp_dir=bed.tmp, start_command=NixStartScript(bed.script("systemd", "machine")),
-                name="machine")
+    m = Bed(tmp_path_factory.mktemp("systemd")).machine("systemd")
     m.connect()
     yield m
     m.release()

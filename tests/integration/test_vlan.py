@@ -1,10 +1,8 @@
 """VLANs (real vde_switch) and the driver's multi-machine features against
 real `mini` guests: addresses and host names across a VLAN, a machine on two
 VLANs, block/unblock, join_all, create_machine, serial_stdout_on/off."""
-import os
-import subprocess
 
-from conftest import Bed, driver_exe, guest_image
+from conftest import guest_image
 
 
 def test_three_machines_on_a_vlan_and_one_on_two(bed):

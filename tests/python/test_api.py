@@ -2,7 +2,6 @@
 import datetime
 import inspect
 import os
-from pathlib import Path
 
 import pytest
 

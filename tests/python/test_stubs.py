@@ -11,12 +11,9 @@ match the built module, so mypy and editors see the real API.
 - docs/api.md is what docs/gen_api.py generates from the docstrings.
 """
 import ast
-import inspect
 import os
 import subprocess
 from pathlib import Path
-
-import pytest
 
 import test_driver
 import test_driver._core as core
