@@ -603,6 +603,8 @@ PYBIND11_MODULE(_core, m) {
           "the lines joined with newlines).")
       .def("send_console", &td::Machine::send_console, "chars"_a, release_gil(),
            "Write characters to the guest's serial console (QEMU's stdin).")
+      .def("console_interact", &td::Machine::console_interact, release_gil(),
+           "Forward the terminal's input to the guest's serial console until Ctrl-D (interactive use only).")
       // systemd
       .def("systemctl", &td::Machine::systemctl, "q"_a, "user"_a = py::none(), release_gil(),
            "Run `systemctl q` (as `systemctl --user` of `user` when given); return (status, output).")

@@ -1,6 +1,7 @@
 #include "test_driver/machine.h"
 
 #include <fmt/format.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -779,6 +780,24 @@ void Machine::wait_for_console_text(const std::string& regex_text, const TextMat
                                                  name(), regex_text, format_seconds(*timeout)));
     serial_->wait_for_more(seen, deadline ? std::min(*deadline, slice) : slice);
   }
+}
+
+void Machine::console_interact() {
+  log("Forwarding stdin to the serial console; Ctrl-D ends");
+  for (;;) {
+    pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {interrupt::read_fd(), POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      throw Error(fmt::format("console_interact: poll: {}", std::strerror(errno)));
+    }
+    if (fds[1].revents) throw Interrupted();
+    char buffer[4096];
+    ssize_t n = ::read(STDIN_FILENO, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    send_console(std::string(buffer, static_cast<size_t>(n)));
+  }
+  log("Closing connection to the console");
 }
 
 void Machine::send_console(const std::string& chars) {

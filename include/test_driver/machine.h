@@ -104,6 +104,9 @@ class Machine {
                              std::optional<double> timeout = std::nullopt);
   // Writes `chars` to QEMU's stdin, i.e. the guest's serial console.
   void send_console(const std::string& chars);
+  // Forwards the driver's stdin to the serial console until end of input
+  // (Ctrl-D) or an interrupt (Ctrl-C); for interactive use.
+  void console_interact();
 
   // --- systemd (machine_systemd.cc)
   std::pair<int, std::string> systemctl(const std::string& q, const std::optional<std::string>& user = std::nullopt);

@@ -155,3 +155,19 @@ def test_list_flags_take_no_values_like_argparse(bed):
         r = bed.run_driver(script, args=args)
         assert r.returncode == 0, (args, r.stderr)
         assert "seen [] []" in r.stdout, (args, r.stdout)
+
+
+def test_console_interact_forwards_stdin_to_the_serial_console(bed):
+    import subprocess
+    from conftest import driver_exe
+    script = bed.script("mini", "machine")
+    test = bed.root / "console.py"
+    test.write_text(
+        "machine.succeed('stty -F /dev/ttyS0 -echo; (head -n 1 /dev/ttyS0 > /tmp/got) >/dev/null 2>&1 &')\n"
+        "machine.console_interact()\n"
+        "machine.wait_until_succeeds('grep -q typed-into-the-console /tmp/got', timeout=30)\n")
+    r = subprocess.run([driver_exe(), "--start-scripts", script, "--", str(test)], env=bed.env(), cwd=bed.root,
+                       input="typed-into-the-console\n", stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Closing connection to the console" in r.stderr
