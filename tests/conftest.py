@@ -56,6 +56,18 @@ def start_script(image: str, name: str, out_dir: Path, node: int = 1, vlans=(), 
     return out.strip().splitlines()[-1]
 
 
+def fetch_through_forwarded_port(machine, guest_port: int, path: str) -> bytes:
+    """Forwards a free port of 127.0.0.1 to guest_port with forward_port and
+    fetches http://127.0.0.1:<port><path> through it."""
+    import socket
+    import urllib.request
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        host_port = s.getsockname()[1]
+    machine.forward_port(host_port, guest_port)
+    return urllib.request.urlopen(f"http://127.0.0.1:{host_port}{path}", timeout=30).read()
+
+
 class Bed:
     """A test's directories: tmp (TMPDIR for the driver), out, scripts."""
 

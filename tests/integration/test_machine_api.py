@@ -1,14 +1,12 @@
 """The rest of the Machine API against one real `mini` guest (busybox +
 bash + coreutils initramfs, NixOS backdoor, 9p shares, VGA text console
 with a root shell on tty1), booted once for the module."""
-import socket
 import struct
 import time
-import urllib.request
 
 import pytest
 
-from conftest import Bed
+from conftest import Bed, fetch_through_forwarded_port
 from test_driver import errors
 from test_driver.machine import CHAR_TO_KEY
 
@@ -82,12 +80,7 @@ def test_forward_port_reaches_guest_from_host(machine):
     machine.succeed("mkdir -p /tmp/www && echo 'hello from the guest' > /tmp/www/index.html")
     machine.succeed("(httpd -p 80 -h /tmp/www) >/dev/null 2>&1")
     machine.wait_for_open_port(80, timeout=30)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        host_port = s.getsockname()[1]
-    machine.forward_port(host_port, 80)
-    body = urllib.request.urlopen(f"http://127.0.0.1:{host_port}/index.html", timeout=20).read()
-    assert body == b"hello from the guest\n"
+    assert fetch_through_forwarded_port(machine, 80, "/index.html") == b"hello from the guest\n"
 
 
 def test_console_text_event_driven(machine):

@@ -1,12 +1,10 @@
 """systemd methods, the X11 helpers and user units against one real
 `systemd` guest (Debian bookworm rootfs booted from an initramfs, NixOS-like
 backdoor.service, user alice with lingering `systemd --user`)."""
-import socket
-import urllib.request
 
 import pytest
 
-from conftest import Bed
+from conftest import Bed, fetch_through_forwarded_port
 from test_driver import errors
 
 
@@ -50,12 +48,7 @@ def test_start_stop_wait_for_job(machine):
     assert status == 0
     machine.wait_for_job("web.service")
     machine.wait_for_open_port(8000, timeout=60)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        host_port = s.getsockname()[1]
-    machine.forward_port(host_port, 8000)
-    body = urllib.request.urlopen(f"http://127.0.0.1:{host_port}/index.html", timeout=30).read()
-    assert body == b"served by python\n"
+    assert fetch_through_forwarded_port(machine, 8000, "/index.html") == b"served by python\n"
     status, _ = machine.stop_job("web.service")
     assert status == 0
     machine.wait_for_closed_port(8000, timeout=60)
