@@ -101,5 +101,7 @@ def test_shell_interact_through_a_pty(bed):
         assert read_until(b"after-interact still-here"), seen
         assert proc.wait(timeout=60) == 0
     finally:
-        proc.kill()
+        if proc.poll() is None:  # SIGTERM, so the driver cleans its QEMU up
+            proc.terminate()
+            proc.wait(timeout=30)
         os.close(master)
