@@ -21,32 +21,33 @@ bool is_space(char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; 
 
 }  // namespace
 
-std::optional<std::string> base64_decode(std::string_view text) {
-  std::string out;
-  out.reserve(text.size() / 4 * 3);
-  uint32_t acc = 0;
-  int bits = 0;
-  size_t padding = 0;
-  size_t symbols = 0;
+bool Base64Decoder::feed(std::string_view text, std::string& out) {
+  if (!ok_) return false;
   for (char c : text) {
     if (is_space(c)) continue;
     if (c == '=') {
-      ++padding;
-      ++symbols;
+      ++padding_;
+      ++symbols_;
       continue;
     }
-    if (padding > 0) return std::nullopt;  // data after padding
     int8_t v = kTable[static_cast<uint8_t>(c)];
-    if (v < 0) return std::nullopt;
-    ++symbols;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out.push_back(static_cast<char>((acc >> bits) & 0xFF));
+    if (padding_ > 0 || v < 0) return ok_ = false;  // data after padding, or not base64
+    ++symbols_;
+    acc_ = (acc_ << 6) | static_cast<uint32_t>(v);
+    bits_ += 6;
+    if (bits_ >= 8) {
+      bits_ -= 8;
+      out.push_back(static_cast<char>((acc_ >> bits_) & 0xFF));
     }
   }
-  if (symbols % 4 != 0 || padding > 2) return std::nullopt;
+  return true;
+}
+
+std::optional<std::string> base64_decode(std::string_view text) {
+  std::string out;
+  out.reserve(text.size() / 4 * 3);
+  Base64Decoder decoder;
+  if (!decoder.feed(text, out) || !decoder.finish()) return std::nullopt;
   return out;
 }
 

@@ -52,7 +52,8 @@ void check() {
 void sleep_for(std::chrono::duration<double> duration) {
   auto deadline = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::nanoseconds>(duration);
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    // Rounded up: a truncated sub-millisecond rest would make callers spin.
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return;
     pollfd p{read_fd(), POLLIN, 0};
     int r = ::poll(&p, 1, static_cast<int>(left.count()));

@@ -10,6 +10,7 @@
 #include <boost/asio.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <cstdlib>
+#include <cctype>
 #include <charconv>
 #include <cstring>
 
@@ -18,6 +19,7 @@
 #include "test_driver/interrupt.h"
 #include "test_driver/json.h"
 #include "test_driver/retry.h"
+#include "test_driver/shell_protocol.h"
 #include "test_driver/shell_words.h"
 #include "test_driver/utf8.h"
 
@@ -31,6 +33,9 @@ enum class Outcome { kDone, kTimedOut, kExited, kInterrupted, kPanicked };
 
 constexpr std::string_view kMonitorPrompt = "(qemu) ";
 constexpr std::string_view kBackdoorLine = "Spawning backdoor root shell...";
+// How long the next command waits for a command the host stopped waiting for.
+constexpr int kStaleGraceSeconds = 60;
+
 // How much longer than the guest-side timeout the host waits for a command.
 constexpr double kHostTimeoutMargin = 60;
 // How long QEMU may take to connect to the monitor and shell sockets.
@@ -351,7 +356,7 @@ void Machine::start(std::optional<bool> allow_reboot) {
   channels_ = std::move(channels);
   serial_ = std::make_unique<SerialReader>(*this, process_->output_fd());
   console_cursor_ = 0;
-  stale_lines_ = 0;
+  stale_command_.reset();
 
   try {
     accept_channels();
@@ -481,15 +486,28 @@ Json Machine::wait_for_qmp_event(const std::function<bool(const Json&)>& filter,
   }
 }
 
-std::string Machine::read_shell_line(std::optional<Clock::time_point> deadline, const std::string& step) {
-  bool done = false;
+bool Machine::read_shell_reply(ShellReply& reply, std::optional<Clock::time_point> deadline, const std::string& step) {
+  std::string& buffer = channels_->shell_buffer;
+  if (!buffer.empty()) buffer.erase(0, reply.feed(buffer));
+  // Each piece is read into a buffer of its own and decoded at once, so the
+  // socket is drained at a steady pace however large the output grows.
+  std::array<char, 256 * 1024> chunk;
   boost::system::error_code ec;
-  size_t n = 0;
-  asio::async_read_until(channels_->shell, asio::dynamic_buffer(channels_->shell_buffer), '\n', [&](auto e, size_t k) {
-    ec = e;
-    n = k;
-    done = true;
-  });
+  bool done = reply.complete();
+  std::function<void()> read_more = [&] {
+    channels_->shell.async_read_some(asio::buffer(chunk), [&](auto e, size_t n) {
+      std::string_view piece(chunk.data(), n);
+      size_t used = reply.feed(piece);
+      if (used < n) buffer.append(piece.substr(used));
+      if (e || reply.complete()) {
+        ec = e;
+        done = true;
+      } else {
+        read_more();
+      }
+    });
+  };
+  if (!done) read_more();
   switch (channels_->run(done, [&] { channels_->shell.cancel(); }, deadline, false, true)) {
     case Outcome::kDone:
       break;
@@ -498,15 +516,13 @@ std::string Machine::read_shell_line(std::optional<Clock::time_point> deadline, 
     case Outcome::kInterrupted:
       throw Interrupted();
     case Outcome::kTimedOut:
-      throw MachineError(fmt::format("machine '{}': {}: no answer from the guest shell in time{}", name(), step,
-                                     recent_output()));
+      return false;
     case Outcome::kExited:
       break;  // not watched
   }
-  if (ec) fail_channel(step, ec == asio::error::eof ? "the guest shell's connection closed" : ec.message());
-  std::string line = channels_->shell_buffer.substr(0, n);
-  channels_->shell_buffer.erase(0, n);
-  return line;
+  if (!reply.complete())
+    fail_channel(step, ec == asio::error::eof ? "the guest shell's connection closed" : ec.message());
+  return true;
 }
 
 void Machine::write_shell(const std::string& data, const std::string& step) {
@@ -581,9 +597,33 @@ std::pair<int, std::string> Machine::execute(const std::string& command, bool ch
   return run_command(command, check_return, timeout, check_output, {});
 }
 
+std::pair<int, std::string> Machine::probe(const std::string& command, Clock::time_point deadline) {
+  return run_command(command, true, std::nullopt, true, {}, deadline);
+}
+
+Machine::Clock::time_point Machine::probe_deadline(double wait_timeout) {
+  return Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                            std::chrono::duration<double>(wait_timeout + kHostTimeoutMargin));
+}
+
+void Machine::finish_stale_command() {
+  if (!stale_command_) return;
+  // Ctrl-C or the host's deadline stopped the driver's wait, not the guest's
+  // command: its reply comes first, and is dropped.
+  std::string step = fmt::format("waiting for the earlier command `{}` (the driver stopped waiting for it)",
+                                 stale_command_->command);
+  log(step);
+  ShellReply dropped(true);
+  if (!read_shell_reply(dropped, stale_command_->deadline, step))
+    throw MachineError(fmt::format("machine '{}': {}: it has not finished in time; the guest shell is still busy{}",
+                                   name(), step, recent_output()));
+  stale_command_.reset();
+}
+
 std::pair<int, std::string> Machine::run_command(const std::string& command, bool check_return,
                                                  std::optional<double> timeout, bool check_output,
-                                                 std::string_view input) {
+                                                 std::string_view input,
+                                                 std::optional<Clock::time_point> host_deadline) {
   std::lock_guard lock(mutex_);
   run_callbacks();
   connect();
@@ -593,60 +633,36 @@ std::pair<int, std::string> Machine::run_command(const std::string& command, boo
   // more input (the reference hung there when there was no timeout).
   std::string wrapped = timeout ? fmt::format("timeout {} sh -c {}", format_seconds(*timeout), shell_quote(command))
                                 : "eval " + bash_ansi_c_quote(command);
-  std::optional<Clock::time_point> deadline;
+  std::optional<Clock::time_point> deadline = host_deadline;
   if (timeout)
     deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                   std::chrono::duration<double>(*timeout + kHostTimeoutMargin));
-  if (stale_lines_ > 0) {
-    // Ctrl-C stops the driver's wait, not the guest's command: wait for it.
-    log(fmt::format("waiting for the interrupted command `{}` to finish", stale_command_));
-    while (stale_lines_ > 0) {
-      read_shell_line(std::nullopt, fmt::format("waiting for the interrupted command `{}`", stale_command_));
-      --stale_lines_;
-    }
-  }
+  finish_stale_command();
   std::string step = fmt::format("running `{}`", command);
-  // One line out, one line back: "<base64 of the output> <exit status>".
-  // The status is echoed right after the pipeline by the same shell, as the
-  // reference's second round trip did, and base64 runs without a subshell.
-  std::string line = fmt::format("( set -euo pipefail; {} ) {}| base64 --wrap 0; echo{}\n", wrapped,
-                                 check_output ? "" : ">/dev/null 2>&1 ", check_return ? " \" ${PIPESTATUS[0]}\"" : "");
+  std::string line = shell_command_line(wrapped, check_output, check_return);
   // Input follows the command line on the shell's stdin (bash reads its
   // script byte by byte, so the bytes after the newline are the command's).
   write_shell(input.empty() ? line : line + std::string(input), step);
-  std::string reply;
+  ShellReply reply(check_return);
+  bool answered = false;
   try {
-    reply = read_shell_line(deadline, step);
+    answered = read_shell_reply(reply, deadline, step);
   } catch (const Interrupted&) {
-    stale_lines_ = 1;
-    stale_command_ = command;
+    stale_command_ = StaleCommand{command, deadline};
     throw;
   }
-  if (!reply.empty() && reply.back() == '\n') reply.pop_back();
-  std::string_view frame = reply;
-  std::string_view status_text;
-  if (check_return) {
-    size_t space = reply.rfind(' ');
-    if (space == std::string::npos)
-      throw MachineError(fmt::format("machine '{}': {}: expected an exit status from the guest shell, got {:.200}",
-                                     name(), step, to_valid_utf8(reply)));
-    frame = std::string_view(reply).substr(0, space);
-    status_text = std::string_view(reply).substr(space + 1);
+  if (!answered) {
+    // A probe's guest command has no timeout of its own: give it a grace
+    // period before the next command gives up on the shell.
+    stale_command_ = StaleCommand{command, Clock::now() + std::chrono::seconds(kStaleGraceSeconds)};
+    throw MachineError(fmt::format("machine '{}': {}: no answer from the guest shell in time{}", name(), step,
+                                   recent_output()));
   }
-  auto output = base64_decode(frame);
-  if (!output)
-    throw MachineError(fmt::format("machine '{}': {}: the guest shell answered with something that is not the "
-                                   "driver's output frame: {:.200}",
-                                   name(), step, to_valid_utf8(frame)));
-  std::string text = to_valid_utf8(*output);
+  if (reply.error()) throw MachineError(fmt::format("machine '{}': {}: {:.300}", name(), step, to_valid_utf8(*reply.error())));
+  std::string text = to_valid_utf8(reply.take_output());
   if (!check_return) return {-1, std::move(text)};
-  int status = 0;
-  auto [end, ec] = std::from_chars(status_text.data(), status_text.data() + status_text.size(), status);
-  if (ec != std::errc() || end != status_text.data() + status_text.size() || status_text.empty())
-    throw MachineError(fmt::format("machine '{}': {}: expected an exit status from the guest shell, got {:.200}", name(),
-                                   step, to_valid_utf8(status_text)));
   if (!check_output) return {-2, ""};
-  return {status, std::move(text)};
+  return {reply.status(), std::move(text)};
 }
 
 std::string Machine::succeed(const std::vector<std::string>& commands, std::optional<double> timeout) {

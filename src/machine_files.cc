@@ -47,7 +47,8 @@ void copy_tree(const std::filesystem::path& from, const std::filesystem::path& t
 
 void Machine::wait_for_file(const std::string& filename, double timeout) {
   auto nest = nested(fmt::format("waiting for file ‘{}‘", filename));
-  retry([&](bool) { return execute("test -e " + shell_quote(filename)).first == 0; }, timeout);
+  auto deadline = probe_deadline(timeout);
+  retry([&](bool) { return probe("test -e " + shell_quote(filename), deadline).first == 0; }, timeout);
 }
 
 void Machine::copy_from_host_via_shell(const std::filesystem::path& source, const std::string& target) {

@@ -30,17 +30,23 @@ void Machine::send_chars(const std::string& chars, double delay) {
   }
 }
 
-std::string Machine::get_tty_text(const std::string& tty) {
-  return execute(fmt::format("fold -w$(stty -F /dev/tty{0} size | awk '{{print $2}}') /dev/vcs{0}", shell_quote(tty)))
-      .second;
+namespace {
+
+std::string tty_text_command(const std::string& tty) {
+  return fmt::format("fold -w$(stty -F /dev/tty{0} size | awk '{{print $2}}') /dev/vcs{0}", shell_quote(tty));
 }
+
+}  // namespace
+
+std::string Machine::get_tty_text(const std::string& tty) { return execute(tty_text_command(tty)).second; }
 
 void Machine::wait_until_tty_matches(const std::string& tty, const std::string& regex_text,
                                      const TextMatcher& matches, double timeout) {
   auto nest = nested(fmt::format("waiting for {} to appear on tty {}", regex_text, tty));
+  auto deadline = probe_deadline(timeout);
   retry(
       [&](bool last_try) {
-        std::string text = get_tty_text(tty);
+        std::string text = probe(tty_text_command(tty), deadline).second;
         if (last_try)
           log(fmt::format("Last chance to match /{}/ on TTY{}, which currently contains: {}", regex_text, tty, text));
         return matches(text);
@@ -56,12 +62,13 @@ void Machine::sleep(double seconds) { succeed({fmt::format("sleep {}", seconds)}
 
 void Machine::wait_for_x(double timeout) {
   auto nest = nested("waiting for the X11 server");
+  auto deadline = probe_deadline(timeout);
   retry(
       [&](bool) {
         auto [status, out] =
-            execute("journalctl -b SYSLOG_IDENTIFIER=systemd | grep \"Reached target Current graphical\"");
+            probe("journalctl -b SYSLOG_IDENTIFIER=systemd | grep \"Reached target Current graphical\"", deadline);
         if (status != 0) return false;
-        return execute("[ -e /tmp/.X11-unix/X0 ]").first == 0;
+        return probe("[ -e /tmp/.X11-unix/X0 ]", deadline).first == 0;
       },
       timeout);
 }

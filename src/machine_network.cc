@@ -9,19 +9,22 @@ namespace td {
 
 void Machine::wait_for_open_port(int port, const std::string& addr, double timeout) {
   auto nest = nested(fmt::format("waiting for TCP port {} on {}", port, addr));
-  retry([&](bool) { return execute(fmt::format("nc -z {} {}", shell_quote(addr), port)).first == 0; }, timeout);
+  auto deadline = probe_deadline(timeout);
+  retry([&](bool) { return probe(fmt::format("nc -z {} {}", shell_quote(addr), port), deadline).first == 0; }, timeout);
 }
 
 void Machine::wait_for_closed_port(int port, const std::string& addr, double timeout) {
   // The reference forgot to format this message ("TCP port {} to be closed").
   auto nest = nested(fmt::format("waiting for TCP port {} on {} to be closed", port, addr));
-  retry([&](bool) { return execute(fmt::format("nc -z {} {}", shell_quote(addr), port)).first != 0; }, timeout);
+  auto deadline = probe_deadline(timeout);
+  retry([&](bool) { return probe(fmt::format("nc -z {} {}", shell_quote(addr), port), deadline).first != 0; }, timeout);
 }
 
 void Machine::wait_for_open_unix_socket(const std::string& path, bool is_datagram, double timeout) {
   auto nest = nested(fmt::format("waiting for UNIX socket {}", path));
   std::string flags = is_datagram ? "-uU" : "-U";
-  retry([&](bool) { return execute(fmt::format("nc -z {} {}", flags, shell_quote(path))).first == 0; }, timeout);
+  auto deadline = probe_deadline(timeout);
+  retry([&](bool) { return probe(fmt::format("nc -z {} {}", flags, shell_quote(path)), deadline).first == 0; }, timeout);
 }
 
 void Machine::forward_port(int host_port, int guest_port) {

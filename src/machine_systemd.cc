@@ -9,20 +9,32 @@
 
 namespace td {
 
+namespace {
+
+std::string systemctl_command(const std::string& q, const std::optional<std::string>& user) {
+  if (!user) return "systemctl " + q;
+  // As the reference: a login shell of the user runs `systemctl --user`.
+  std::string escaped;
+  for (char c : q) escaped += c == '\'' ? std::string("\\'") : std::string(1, c);
+  return fmt::format("su -l {} --shell /bin/sh -c $'XDG_RUNTIME_DIR=/run/user/`id -u` systemctl --user {}'",
+                     shell_quote(*user), escaped);
+}
+
+}  // namespace
+
 std::pair<int, std::string> Machine::systemctl(const std::string& q, const std::optional<std::string>& user) {
-  if (user) {
-    // As the reference: a login shell of the user runs `systemctl --user`.
-    std::string escaped;
-    for (char c : q) escaped += c == '\'' ? std::string("\\'") : std::string(1, c);
-    return execute(fmt::format("su -l {} --shell /bin/sh -c $'XDG_RUNTIME_DIR=/run/user/`id -u` systemctl --user {}'",
-                               shell_quote(*user), escaped));
-  }
-  return execute("systemctl " + q);
+  return execute(systemctl_command(q, user));
 }
 
 std::map<std::string, std::string> Machine::get_unit_info(const std::string& unit,
                                                           const std::optional<std::string>& user) {
-  auto [status, lines] = systemctl(fmt::format("--no-pager show {}", shell_quote(unit)), user);
+  return unit_info(unit, user, std::nullopt);
+}
+
+std::map<std::string, std::string> Machine::unit_info(const std::string& unit, const std::optional<std::string>& user,
+                                                      std::optional<Clock::time_point> probe_deadline) {
+  std::string command = systemctl_command(fmt::format("--no-pager show {}", shell_quote(unit)), user);
+  auto [status, lines] = probe_deadline ? probe(command, *probe_deadline) : execute(command);
   if (status != 0)
     throw Error(fmt::format("retrieving systemctl info for unit \"{}\" {}failed with exit code {}", unit,
                             user ? fmt::format("under user \"{}\" ", *user) : "", status));
@@ -50,14 +62,15 @@ std::string Machine::get_unit_property(const std::string& unit, const std::strin
 
 void Machine::wait_for_unit(const std::string& unit, const std::optional<std::string>& user, double timeout) {
   auto nest = nested(fmt::format("waiting for unit {}{}", unit, user ? " with user " + *user : ""));
+  auto deadline = probe_deadline(timeout);
   retry(
       [&](bool) {
-        std::string state = property_of(get_unit_info(unit, user), unit, "ActiveState");
+        std::string state = property_of(unit_info(unit, user, deadline), unit, "ActiveState");
         if (state == "failed") throw RequestedAssertionFailed(fmt::format("unit \"{}\" reached state \"{}\"", unit, state));
         if (state == "inactive") {
-          auto [status, jobs] = systemctl("list-jobs --full 2>&1", user);
+          auto [status, jobs] = probe(systemctl_command("list-jobs --full 2>&1", user), deadline);
           if (jobs.find("No jobs") != std::string::npos &&
-              property_of(get_unit_info(unit, user), unit, "ActiveState") == state)
+              property_of(unit_info(unit, user, deadline), unit, "ActiveState") == state)
             throw RequestedAssertionFailed(fmt::format("unit \"{}\" is inactive and there are no pending jobs", unit));
         }
         return state == "active";

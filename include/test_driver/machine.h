@@ -29,6 +29,8 @@
 
 namespace td {
 
+class ShellReply;
+
 class Machine {
  public:
   using Clock = std::chrono::steady_clock;
@@ -198,13 +200,28 @@ class Machine {
   void accept_channels();
   // execute(), with `input` written to the command's stdin (it must read
   // exactly that many bytes, e.g. with `head -c`).
+  // With host_deadline and no timeout, the host bounds the command instead of
+  // a guest-side `timeout` process.
   std::pair<int, std::string> run_command(const std::string& command, bool check_return,
-                                          std::optional<double> timeout, bool check_output, std::string_view input);
+                                          std::optional<double> timeout, bool check_output, std::string_view input,
+                                          std::optional<Clock::time_point> host_deadline = std::nullopt);
+  // A command the driver runs to test a wait's condition (test -e, nc -z,
+  // systemctl show). It has no guest-side `timeout` process, which would
+  // cost more than the test itself under TCG; `deadline` bounds it instead.
+  std::pair<int, std::string> probe(const std::string& command, Clock::time_point deadline);
+  // The deadline for the probes of a wait of `wait_timeout` seconds.
+  static Clock::time_point probe_deadline(double wait_timeout);
+  // get_unit_info, run as a probe when probe_deadline is given.
+  std::map<std::string, std::string> unit_info(const std::string& unit, const std::optional<std::string>& user,
+                                               std::optional<Clock::time_point> probe_deadline);
+  // Reads and drops the reply of a command the host stopped waiting for.
+  void finish_stale_command();
   void connect_qmp();
   // Reads until a QMP reply arrives; with expect_exit, QEMU closing the
   // connection (as after "quit") is an answer too.
   Json read_qmp_reply(const std::string& step, bool expect_exit);
-  std::string read_shell_line(std::optional<Clock::time_point> deadline, const std::string& step);
+  // Reads the reply to a command into `reply`; false when the deadline passed.
+  bool read_shell_reply(ShellReply& reply, std::optional<Clock::time_point> deadline, const std::string& step);
   std::string read_monitor_reply(bool expect_exit);
   void write_shell(const std::string& data, const std::string& step);
   void finish_shutdown();
@@ -214,8 +231,11 @@ class Machine {
   size_t console_cursor_ = 0;  // serial lines consumed by wait_for_console_text
   // Lines an interrupted command still owes the shell channel; read and
   // dropped before the next command so replies never get mixed up.
-  int stale_lines_ = 0;
-  std::string stale_command_;
+  struct StaleCommand {
+    std::string command;
+    std::optional<Clock::time_point> deadline;
+  };
+  std::optional<StaleCommand> stale_command_;
 
   Options options_;
   std::filesystem::path shared_dir_;

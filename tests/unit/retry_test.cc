@@ -31,6 +31,33 @@ TEST(Retry, LastTryIsFlaggedAndTimeoutRaises) {
   EXPECT_TRUE(saw_last);
 }
 
+TEST(Retry, IntervalStartsFastAndBacksOffToOneSecond) {
+  EXPECT_DOUBLE_EQ(td::retry_interval(0, 0.001), 0.02);
+  EXPECT_DOUBLE_EQ(td::retry_interval(1.6, 0.001), 0.1);
+  EXPECT_DOUBLE_EQ(td::retry_interval(60, 0.001), 1.0);
+  EXPECT_DOUBLE_EQ(td::retry_interval(60, 5.0), 1.0);
+}
+
+TEST(Retry, IntervalIsNeverShorterThanTheLastCall) {
+  // A probe that keeps the guest busy for 300 ms is not repeated at once.
+  EXPECT_DOUBLE_EQ(td::retry_interval(0.5, 0.3), 0.3);
+}
+
+TEST(Retry, PollsAFewTimesPerSecondAtMost) {
+  int calls = 0;
+  try {
+    td::retry([&](bool) {
+      ++calls;
+      return false;
+    }, 2);
+  } catch (const td::RequestedAssertionFailed&) {
+  }
+  // 20 ms at first, then a sixteenth of the time waited: ~45 calls in 2 s
+  // (a fixed 20 ms would be 100).
+  EXPECT_GT(calls, 20);
+  EXPECT_LT(calls, 70);
+}
+
 TEST(Retry, FormatsWholeSecondsAsIntegers) {
   EXPECT_EQ(td::format_seconds(900), "900");
   EXPECT_EQ(td::format_seconds(1.5), "1.5");

@@ -1,0 +1,62 @@
+// The driver's protocol with the guest's backdoor shell, a bash reading
+// /dev/hvc0: one line out per command, one line back, "<frame> <status>".
+//
+// The frame is empty for an empty output; otherwise it is the output's first
+// byte in two hex digits, then the base64 of the rest. Bash's builtin read
+// takes that first byte, so a command without output (most probes of waits)
+// starts no base64 process: starting a dynamically linked program is the
+// dominant cost of a command under TCG (~30 ms). The reader still waits until
+// every writer of the pipe has closed it, as the reference's base64 did.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "test_driver/base64.h"
+
+namespace td {
+
+// The line (with its newline) that runs `wrapped`, a command already quoted
+// for bash, with `set -euo pipefail`. Without check_output its output goes to
+// /dev/null; without check_return the reply has no status.
+std::string shell_command_line(std::string_view wrapped, bool check_output, bool check_return);
+
+// A reply, parsed and decoded as its bytes arrive, so that reading never
+// stalls on copying a large output: QEMU's virtconsole drops what the host
+// does not drain in time.
+class ShellReply {
+ public:
+  explicit ShellReply(bool has_status) : has_status_(has_status) {}
+  // Consumes `data` up to and including the reply's newline; returns how many
+  // bytes it consumed.
+  size_t feed(std::string_view data);
+  bool complete() const { return state_ == State::kDone; }
+  // After complete(): why the line is not a reply, if it is not.
+  const std::optional<std::string>& error() const { return error_; }
+  // The decoded output; moved out, so call it once.
+  std::string take_output();
+  int status() const { return status_; }
+
+ private:
+  enum class State { kFirstByte, kBase64, kStatus, kGarbage, kDone };
+  void fail(std::string why);
+  void end_line();
+  void append_output(std::string_view bytes);
+
+  bool has_status_;
+  State state_ = State::kFirstByte;
+  std::string hex_;
+  Base64Decoder base64_;
+  // The output in pieces of at most kPieceBytes, each allocated once, so
+  // that no large buffer is copied while the socket is being read.
+  std::vector<std::string> output_;
+  std::string decoded_;  // scratch for one feed
+  std::string status_text_;
+  int status_ = -1;
+  std::string head_;  // the line's first bytes, for error messages
+  std::optional<std::string> error_;
+};
+
+}  // namespace td

@@ -1,0 +1,154 @@
+#include "test_driver/shell_protocol.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+
+namespace td {
+
+std::string shell_command_line(std::string_view wrapped, bool check_output, bool check_return) {
+  return fmt::format(
+      "( set -euo pipefail; {} ) {}| "
+      "{{ LC_ALL=C; IFS= read -r -d '' -n 1 c && {{ printf %02x \"'$c\"; base64 --wrap 0; }}; }}; echo{}\n",
+      wrapped, check_output ? "" : ">/dev/null 2>&1 ", check_return ? " \" ${PIPESTATUS[0]}\"" : "");
+}
+
+namespace {
+
+constexpr size_t kHeadBytes = 200;
+constexpr size_t kPieceBytes = 1 << 20;
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  return std::tolower(static_cast<unsigned char>(c)) - 'a' + 10;
+}
+
+}  // namespace
+
+void ShellReply::append_output(std::string_view bytes) {
+  while (!bytes.empty()) {
+    if (output_.empty() || output_.back().size() == kPieceBytes) {
+      output_.emplace_back();
+      output_.back().reserve(kPieceBytes);
+    }
+    std::string& piece = output_.back();
+    size_t n = std::min(bytes.size(), kPieceBytes - piece.size());
+    piece.append(bytes.substr(0, n));
+    bytes.remove_prefix(n);
+  }
+}
+
+std::string ShellReply::take_output() {
+  if (output_.size() == 1) return std::move(output_.front());
+  std::string all;
+  size_t total = 0;
+  for (const auto& piece : output_) total += piece.size();
+  all.reserve(total);
+  for (const auto& piece : output_) all += piece;
+  output_.clear();
+  return all;
+}
+
+void ShellReply::fail(std::string why) {
+  if (!error_) error_ = std::move(why);
+  state_ = State::kGarbage;
+}
+
+void ShellReply::end_line() {
+  State was = state_;
+  state_ = State::kDone;
+  if (error_) return;
+  if (was == State::kFirstByte && hex_.size() == 1) {
+    error_ = "the guest shell answered with something that is not the driver's output frame: " + head_;
+    return;
+  }
+  if (was == State::kBase64 && !base64_.finish()) {
+    error_ = "the guest shell answered with something that is not the driver's output frame: " + head_;
+    return;
+  }
+  if (!has_status_) return;
+  if (was != State::kStatus || status_text_.empty() || status_text_.size() > 9) {
+    error_ = "expected an exit status from the guest shell, got " + (was == State::kStatus ? status_text_ : head_);
+    return;
+  }
+  status_ = std::stoi(status_text_);
+}
+
+size_t ShellReply::feed(std::string_view data) {
+  size_t i = 0;
+  size_t n = data.size();
+  if (head_.size() < kHeadBytes) {
+    size_t line_end = data.find('\n');
+    head_.append(data.substr(0, std::min({kHeadBytes - head_.size(), line_end, n})));
+  }
+  while (i < n && state_ != State::kDone) {
+    char c = data[i];
+    switch (state_) {
+      case State::kFirstByte:
+        ++i;
+        if (c == '\n') {
+          end_line();
+        } else if (c == ' ' && has_status_ && hex_.empty()) {
+          state_ = State::kStatus;
+        } else if (std::isxdigit(static_cast<unsigned char>(c))) {
+          hex_ += c;
+          if (hex_.size() == 2) {
+            append_output(std::string(1, static_cast<char>(hex_value(hex_[0]) * 16 + hex_value(hex_[1]))));
+            state_ = State::kBase64;
+          }
+        } else {
+          fail("the guest shell answered with something that is not the driver's output frame: " + head_);
+        }
+        break;
+      case State::kBase64: {
+        size_t j = i;
+        while (j < n && data[j] != ' ' && data[j] != '\n') ++j;
+        decoded_.clear();
+        if (!base64_.feed(data.substr(i, j - i), decoded_)) {
+          fail("the guest shell answered with something that is not the driver's output frame: " + head_);
+          i = j;
+          break;
+        }
+        append_output(decoded_);
+        i = j;
+        if (i == n) break;
+        if (data[i] == '\n') {
+          end_line();
+        } else if (has_status_) {
+          if (!base64_.finish())
+            fail("the guest shell answered with something that is not the driver's output frame: " + head_);
+          else
+            state_ = State::kStatus;
+        } else {
+          fail("the guest shell answered with something that is not the driver's output frame: " + head_);
+        }
+        ++i;
+        break;
+      }
+      case State::kStatus:
+        ++i;
+        if (c == '\n') {
+          end_line();
+        } else if (std::isdigit(static_cast<unsigned char>(c))) {
+          status_text_ += c;
+        } else {
+          status_text_ += c;
+          fail("expected an exit status from the guest shell, got " + status_text_ + std::string(data.substr(i, 100)));
+        }
+        break;
+      case State::kGarbage: {
+        size_t nl = data.find('\n', i);
+        if (nl == std::string_view::npos) return n;
+        i = nl + 1;
+        end_line();
+        break;
+      }
+      case State::kDone:
+        break;
+    }
+  }
+  return i;
+}
+
+}  // namespace td

@@ -1,0 +1,107 @@
+#include "test_driver/shell_protocol.h"
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "test_driver/base64.h"
+
+namespace {
+
+// The reply the guest's bash sends for `output` and `status`.
+std::string reply_for(const std::string& output, int status) {
+  std::string frame;
+  if (!output.empty()) {
+    frame = fmt::format("{:02x}", static_cast<unsigned char>(output[0])) + td::base64_encode(output.substr(1));
+  }
+  return frame + " " + std::to_string(status) + "\n";
+}
+
+td::ShellReply parse_in_pieces(const std::string& line, size_t piece, bool has_status = true) {
+  td::ShellReply reply(has_status);
+  for (size_t i = 0; i < line.size() && !reply.complete(); i += piece) {
+    size_t used = reply.feed(std::string_view(line).substr(i, piece));
+    EXPECT_TRUE(used == std::min(piece, line.size() - i) || reply.complete());
+  }
+  return reply;
+}
+
+}  // namespace
+
+TEST(ShellProtocol, CommandLineRunsTheCommandInASubshellWithStrictOptions) {
+  std::string line = td::shell_command_line("eval $'true'", true, true);
+  EXPECT_EQ(line.rfind("( set -euo pipefail; eval $'true' ) | ", 0), 0u) << line;
+  EXPECT_NE(line.find("base64 --wrap 0"), std::string::npos);
+  EXPECT_TRUE(line.ends_with("; echo \" ${PIPESTATUS[0]}\"\n")) << line;
+  EXPECT_EQ(line.find('\n'), line.size() - 1);
+}
+
+TEST(ShellProtocol, CommandLineWithoutOutputOrStatus) {
+  std::string line = td::shell_command_line("x", false, false);
+  EXPECT_NE(line.find(") >/dev/null 2>&1 | "), std::string::npos) << line;
+  EXPECT_TRUE(line.ends_with("; echo\n")) << line;
+}
+
+TEST(ShellProtocol, EmptyOutputIsAnEmptyFrame) {
+  auto reply = parse_in_pieces(" 0\n", 100);
+  ASSERT_TRUE(reply.complete());
+  EXPECT_FALSE(reply.error());
+  EXPECT_EQ(reply.take_output(), "");
+  EXPECT_EQ(reply.status(), 0);
+}
+
+TEST(ShellProtocol, DecodesEveryByteValueInAnyPieces) {
+  std::string all;
+  for (int i = 0; i < 256; ++i) all.push_back(static_cast<char>(i));
+  for (const std::string& output : {all, std::string("x"), std::string("\n"), std::string(1, '\0') + "ab",
+                                    std::string(100000, 'y')}) {
+    for (size_t piece : {1u, 2u, 3u, 7u, 4096u}) {
+      auto reply = parse_in_pieces(reply_for(output, 3), piece);
+      ASSERT_TRUE(reply.complete());
+      EXPECT_FALSE(reply.error()) << *reply.error();
+      EXPECT_EQ(reply.take_output(), output);
+      EXPECT_EQ(reply.status(), 3);
+    }
+  }
+}
+
+TEST(ShellProtocol, StopsAtTheNewline) {
+  td::ShellReply reply(true);
+  std::string data = " 1\nnext";
+  EXPECT_EQ(reply.feed(data), 3u);
+  EXPECT_TRUE(reply.complete());
+  EXPECT_EQ(reply.status(), 1);
+}
+
+TEST(ShellProtocol, ReplyWithoutStatus) {
+  auto reply = parse_in_pieces("78\n", 1, false);
+  ASSERT_TRUE(reply.complete());
+  EXPECT_FALSE(reply.error());
+  EXPECT_EQ(reply.take_output(), "x");
+}
+
+TEST(ShellProtocol, GarbageIsAnErrorThatNamesIt) {
+  for (std::string line : {"hello world\n", "7\n", "78!!!! 0\n", "78eA 0\n"}) {
+    auto reply = parse_in_pieces(line, 2);
+    ASSERT_TRUE(reply.complete()) << line;
+    ASSERT_TRUE(reply.error()) << line;
+    EXPECT_NE(reply.error()->find("not the driver's output frame"), std::string::npos) << *reply.error();
+  }
+}
+
+TEST(ShellProtocol, MissingOrBadStatusIsAnError) {
+  for (std::string line : {"\n", "78\n", " x\n", " 12a\n", " \n"}) {
+    auto reply = parse_in_pieces(line, 1);
+    ASSERT_TRUE(reply.complete()) << line;
+    ASSERT_TRUE(reply.error()) << line;
+    EXPECT_NE(reply.error()->find("expected an exit status"), std::string::npos) << *reply.error();
+  }
+}
+
+TEST(ShellProtocol, GarbageIsConsumedUpToItsNewline) {
+  td::ShellReply reply(true);
+  std::string data = "garbage garbage\n 0\n";
+  EXPECT_EQ(reply.feed(data), 16u);
+  EXPECT_TRUE(reply.error());
+}
