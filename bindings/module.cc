@@ -231,12 +231,7 @@ py::dict test_symbols(py::object self) {
   symbols["polling_condition"] = self.attr("polling_condition");
   symbols["Machine"] = machine_module.attr("Machine");
   // Beside the reference's names, upstream's newer ones.
-  py::module_ unittest = py::module_::import("unittest");
-  py::object tester = py::module_::import("builtins").attr("type")(
-      "AssertionTester", py::make_tuple(unittest.attr("TestCase")),
-      py::dict("failureException"_a = py::module_::import("test_driver.errors").attr("RequestedAssertionFailed"),
-               "maxDiff"_a = py::none()));
-  symbols["t"] = tester();
+  symbols["t"] = py::module_::import("test_driver.assertions").attr("t");
   symbols["machines_qemu"] = self.attr("machines");
   symbols["QemuMachine"] = machine_module.attr("Machine");
   symbols["BaseMachine"] = machine_module.attr("Machine");
@@ -308,11 +303,14 @@ PYBIND11_MODULE(_core, m) {
   // them through the core's interrupt pipe, unless someone else uses the
   // wakeup fd already.
   {
-    py::module_ signal = py::module_::import("signal");
-    py::module_ threading = py::module_::import("threading");
-    if (threading.attr("current_thread")().is(threading.attr("main_thread")())) {
+    // _signal, not signal: the latter imports enum, a tenth of the start-up.
+    py::module_ signal = py::module_::import("_signal");
+    try {
       int old = signal.attr("set_wakeup_fd")(td::interrupt::write_fd()).cast<int>();
       if (old != -1) signal.attr("set_wakeup_fd")(old);
+    } catch (py::error_already_set& e) {
+      // ValueError: not the main thread, whose wakeup fd is not ours to set.
+      if (!e.matches(PyExc_ValueError)) throw;
     }
   }
 
