@@ -28,10 +28,9 @@ int hex_value(char c) {
 
 void ShellReply::append_output(std::string_view bytes) {
   while (!bytes.empty()) {
-    if (output_.empty() || output_.back().size() == kPieceBytes) {
-      output_.emplace_back();
-      output_.back().reserve(kPieceBytes);
-    }
+    // Not reserved up front: most outputs are a few bytes, and a megabyte
+    // allocated per command costs the kernel more than the command.
+    if (output_.empty() || output_.back().size() == kPieceBytes) output_.emplace_back();
     std::string& piece = output_.back();
     size_t n = std::min(bytes.size(), kPieceBytes - piece.size());
     piece.append(bytes.substr(0, n));

@@ -49,8 +49,8 @@ class ShellReply {
   State state_ = State::kFirstByte;
   std::string hex_;
   Base64Decoder base64_;
-  // The output in pieces of at most kPieceBytes, each allocated once, so
-  // that no large buffer is copied while the socket is being read.
+  // The output in pieces of at most a megabyte, so that no large buffer is
+  // copied while the socket is being read.
   std::vector<std::string> output_;
   std::string decoded_;  // scratch for one feed
   std::string status_text_;
