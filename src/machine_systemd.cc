@@ -60,12 +60,38 @@ std::string Machine::get_unit_property(const std::string& unit, const std::strin
   return property_of(parse_systemctl_show(lines), unit, property);
 }
 
+std::string Machine::probe_active_state(const std::string& unit, const std::optional<std::string>& user,
+                                       Clock::time_point deadline) {
+  // A login shell may print more than systemctl: parse all of it.
+  if (user) return property_of(unit_info(unit, user, deadline), unit, "ActiveState");
+  // The answer is the exit status and the output is empty, so the guest
+  // starts no base64 process: a third of the probe's cost under TCG.
+  auto [status, out] = probe(
+      fmt::format("state=$(systemctl --no-pager show --property=ActiveState --value {}) || exit $((100 + $?)); "
+                  "case $state in active) exit 0;; failed) exit 10;; inactive) exit 11;; *) exit 12;; esac",
+                  shell_quote(unit)),
+      deadline);
+  switch (status) {
+    case 0:
+      return "active";
+    case 10:
+      return "failed";
+    case 11:
+      return "inactive";
+    case 12:
+      return "(changing)";
+    default:
+      throw Error(fmt::format("retrieving systemctl info for unit \"{}\" failed with exit code {}", unit,
+                              status >= 100 ? status - 100 : status));
+  }
+}
+
 void Machine::wait_for_unit(const std::string& unit, const std::optional<std::string>& user, double timeout) {
   auto nest = nested(fmt::format("waiting for unit {}{}", unit, user ? " with user " + *user : ""));
   auto deadline = probe_deadline(timeout);
   retry(
       [&](bool) {
-        std::string state = property_of(unit_info(unit, user, deadline), unit, "ActiveState");
+        std::string state = probe_active_state(unit, user, deadline);
         if (state == "failed") throw RequestedAssertionFailed(fmt::format("unit \"{}\" reached state \"{}\"", unit, state));
         if (state == "inactive") {
           auto [status, jobs] = probe(systemctl_command("list-jobs --full 2>&1", user), deadline);

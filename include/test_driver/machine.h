@@ -214,6 +214,10 @@ class Machine {
   // get_unit_info, run as a probe when probe_deadline is given.
   std::map<std::string, std::string> unit_info(const std::string& unit, const std::optional<std::string>& user,
                                                std::optional<Clock::time_point> probe_deadline);
+  // A unit's ActiveState for wait_for_unit: "active", "failed", "inactive",
+  // or "(changing)" for any other.
+  std::string probe_active_state(const std::string& unit, const std::optional<std::string>& user,
+                                 Clock::time_point deadline);
   // Reads and drops the reply of a command the host stopped waiting for.
   void finish_stale_command();
   void connect_qmp();
