@@ -357,6 +357,7 @@ void Machine::start(std::optional<bool> allow_reboot) {
   serial_ = std::make_unique<SerialReader>(*this, process_->output_fd());
   console_cursor_ = 0;
   stale_command_.reset();
+  bash_has_dev_tcp_.reset();
 
   try {
     accept_channels();

@@ -218,6 +218,8 @@ class Machine {
   // or "(changing)" for any other.
   std::string probe_active_state(const std::string& unit, const std::optional<std::string>& user,
                                  Clock::time_point deadline);
+  // The probe that tests a TCP connection for wait_for_open/closed_port.
+  std::string tcp_probe(const std::string& addr, int port, Clock::time_point deadline);
   // Reads and drops the reply of a command the host stopped waiting for.
   void finish_stale_command();
   void connect_qmp();
@@ -240,6 +242,8 @@ class Machine {
     std::optional<Clock::time_point> deadline;
   };
   std::optional<StaleCommand> stale_command_;
+  // Whether the guest's bash opens /dev/tcp/HOST/PORT itself (asked once).
+  std::optional<bool> bash_has_dev_tcp_;
 
   Options options_;
   std::filesystem::path shared_dir_;
