@@ -615,9 +615,12 @@ void Machine::finish_stale_command() {
                                  stale_command_->command);
   log(step);
   ShellReply dropped(true);
-  if (!read_shell_reply(dropped, stale_command_->deadline, step))
+  if (!read_shell_reply(dropped, stale_command_->deadline, step)) {
+    // The next command waits for it again, as long.
+    stale_command_->deadline = Clock::now() + std::chrono::seconds(kStaleGraceSeconds);
     throw MachineError(fmt::format("machine '{}': {}: it has not finished in time; the guest shell is still busy{}",
                                    name(), step, recent_output()));
+  }
   stale_command_.reset();
 }
 

@@ -218,8 +218,8 @@ class Machine {
   // or "(changing)" for any other.
   std::string probe_active_state(const std::string& unit, const std::optional<std::string>& user,
                                  Clock::time_point deadline);
-  // The probe that tests a TCP connection for wait_for_open/closed_port.
-  std::string tcp_probe(const std::string& addr, int port, Clock::time_point deadline);
+  // The probe of wait_for_open/closed_port.
+  bool port_is_open(int port, const std::string& addr, Clock::time_point deadline);
   // Reads and drops the reply of a command the host stopped waiting for.
   void finish_stale_command();
   void connect_qmp();

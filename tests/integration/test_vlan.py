@@ -19,6 +19,12 @@ b.succeed("ping -c 1 -W 5 a")
 a.succeed("ping -c 1 -W 5 192.168.1.2")
 c.succeed("ping -c 1 -W 5 192.168.2.1")   # a's second VLAN
 c.fail("ping -c 1 -W 2 192.168.1.2")      # b is not on VLAN 2
+# A port on another machine: probed with the reference's `nc -z` (bounded
+# by a guest-side timeout, as a connection elsewhere can hang).
+b.succeed("(sleep 1; exec busybox nc -l -p 4321 >/dev/null 2>&1) >/dev/null 2>&1 &")
+a.wait_for_open_port(4321, addr="b", timeout=60)
+a.succeed("(echo bye | nc -N b 4321) >/dev/null 2>&1 || true")
+a.wait_for_closed_port(4321, addr="192.168.1.2", timeout=60)
 a.block()
 b.fail("ping -c 1 -W 2 a")
 a.unblock()
