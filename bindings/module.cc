@@ -381,7 +381,9 @@ PYBIND11_MODULE(_core, m) {
         td::retry(call, seconds);
       },
       "fn"_a, "timeout"_a = 900,
-      "Call fn(last_try) until it returns True; raise after `timeout` seconds. The last call gets last_try=True.");
+      "Call fn(last_try) until it returns True; raise after `timeout` seconds. The last call gets last_try=True. "
+      "Between calls it pauses a sixteenth of the time waited so far: at least 20 ms and as long as the last call "
+      "took, at most one second.");
 
   // --- polling conditions
   py::class_<td::PollingCondition, std::shared_ptr<td::PollingCondition>>(m, "PollingCondition",
