@@ -11,7 +11,6 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <cstdlib>
 #include <cctype>
-#include <charconv>
 #include <cstring>
 
 #include "test_driver/base64.h"
@@ -602,9 +601,9 @@ std::pair<int, std::string> Machine::probe(const std::string& command, Clock::ti
   return run_command(command, true, std::nullopt, true, {}, deadline);
 }
 
-Machine::Clock::time_point Machine::probe_deadline(double wait_timeout) {
+Machine::Clock::time_point Machine::host_deadline(double seconds) {
   return Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                            std::chrono::duration<double>(wait_timeout + kHostTimeoutMargin));
+                            std::chrono::duration<double>(seconds + kHostTimeoutMargin));
 }
 
 void Machine::finish_stale_command() {
@@ -627,7 +626,7 @@ void Machine::finish_stale_command() {
 std::pair<int, std::string> Machine::run_command(const std::string& command, bool check_return,
                                                  std::optional<double> timeout, bool check_output,
                                                  std::string_view input,
-                                                 std::optional<Clock::time_point> host_deadline) {
+                                                 std::optional<Clock::time_point> probe_until) {
   std::lock_guard lock(mutex_);
   run_callbacks();
   connect();
@@ -637,10 +636,7 @@ std::pair<int, std::string> Machine::run_command(const std::string& command, boo
   // more input (the reference hung there when there was no timeout).
   std::string wrapped = timeout ? fmt::format("timeout {} sh -c {}", format_seconds(*timeout), shell_quote(command))
                                 : "eval " + bash_ansi_c_quote(command);
-  std::optional<Clock::time_point> deadline = host_deadline;
-  if (timeout)
-    deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                  std::chrono::duration<double>(*timeout + kHostTimeoutMargin));
+  std::optional<Clock::time_point> deadline = timeout ? host_deadline(*timeout) : probe_until;
   finish_stale_command();
   std::string step = fmt::format("running `{}`", command);
   std::string line = shell_command_line(wrapped, check_output, check_return);

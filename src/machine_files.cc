@@ -47,7 +47,7 @@ void copy_tree(const std::filesystem::path& from, const std::filesystem::path& t
 
 void Machine::wait_for_file(const std::string& filename, double timeout) {
   auto nest = nested(fmt::format("waiting for file ‘{}‘", filename));
-  auto deadline = probe_deadline(timeout);
+  auto deadline = host_deadline(timeout);
   retry([&](bool) { return probe("test -e " + shell_quote(filename), deadline).first == 0; }, timeout);
 }
 

@@ -43,7 +43,7 @@ std::string Machine::get_tty_text(const std::string& tty) { return execute(tty_t
 void Machine::wait_until_tty_matches(const std::string& tty, const std::string& regex_text,
                                      const TextMatcher& matches, double timeout) {
   auto nest = nested(fmt::format("waiting for {} to appear on tty {}", regex_text, tty));
-  auto deadline = probe_deadline(timeout);
+  auto deadline = host_deadline(timeout);
   retry(
       [&](bool last_try) {
         std::string text = probe(tty_text_command(tty), deadline).second;
@@ -62,7 +62,7 @@ void Machine::sleep(double seconds) { succeed({fmt::format("sleep {}", seconds)}
 
 void Machine::wait_for_x(double timeout) {
   auto nest = nested("waiting for the X11 server");
-  auto deadline = probe_deadline(timeout);
+  auto deadline = host_deadline(timeout);
   retry(
       [&](bool) {
         auto [status, out] =

@@ -33,21 +33,21 @@ bool Machine::port_is_open(int port, const std::string& addr, Clock::time_point 
 
 void Machine::wait_for_open_port(int port, const std::string& addr, double timeout) {
   auto nest = nested(fmt::format("waiting for TCP port {} on {}", port, addr));
-  auto deadline = probe_deadline(timeout);
+  auto deadline = host_deadline(timeout);
   retry([&](bool) { return port_is_open(port, addr, deadline); }, timeout);
 }
 
 void Machine::wait_for_closed_port(int port, const std::string& addr, double timeout) {
   // The reference forgot to format this message ("TCP port {} to be closed").
   auto nest = nested(fmt::format("waiting for TCP port {} on {} to be closed", port, addr));
-  auto deadline = probe_deadline(timeout);
+  auto deadline = host_deadline(timeout);
   retry([&](bool) { return !port_is_open(port, addr, deadline); }, timeout);
 }
 
 void Machine::wait_for_open_unix_socket(const std::string& path, bool is_datagram, double timeout) {
   auto nest = nested(fmt::format("waiting for UNIX socket {}", path));
   std::string flags = is_datagram ? "-uU" : "-U";
-  auto deadline = probe_deadline(timeout);
+  auto deadline = host_deadline(timeout);
   retry([&](bool) { return probe(fmt::format("nc -z {} {}", flags, shell_quote(path)), deadline).first == 0; }, timeout);
 }
 

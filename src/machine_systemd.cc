@@ -88,7 +88,7 @@ std::string Machine::probe_active_state(const std::string& unit, const std::opti
 
 void Machine::wait_for_unit(const std::string& unit, const std::optional<std::string>& user, double timeout) {
   auto nest = nested(fmt::format("waiting for unit {}{}", unit, user ? " with user " + *user : ""));
-  auto deadline = probe_deadline(timeout);
+  auto deadline = host_deadline(timeout);
   retry(
       [&](bool) {
         std::string state = probe_active_state(unit, user, deadline);
@@ -96,7 +96,7 @@ void Machine::wait_for_unit(const std::string& unit, const std::optional<std::st
         if (state == "inactive") {
           auto [status, jobs] = probe(systemctl_command("list-jobs --full 2>&1", user), deadline);
           if (jobs.find("No jobs") != std::string::npos &&
-              property_of(unit_info(unit, user, deadline), unit, "ActiveState") == state)
+              probe_active_state(unit, user, deadline) == state)
             throw RequestedAssertionFailed(fmt::format("unit \"{}\" is inactive and there are no pending jobs", unit));
         }
         return state == "active";

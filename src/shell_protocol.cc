@@ -49,6 +49,10 @@ std::string ShellReply::take_output() {
   return all;
 }
 
+std::string ShellReply::not_a_frame() const {
+  return "the guest shell answered with something that is not the driver's output frame: " + head_;
+}
+
 void ShellReply::fail(std::string why) {
   if (!error_) error_ = std::move(why);
   state_ = State::kGarbage;
@@ -58,12 +62,8 @@ void ShellReply::end_line() {
   State was = state_;
   state_ = State::kDone;
   if (error_) return;
-  if (was == State::kFirstByte && hex_.size() == 1) {
-    error_ = "the guest shell answered with something that is not the driver's output frame: " + head_;
-    return;
-  }
-  if (was == State::kBase64 && !base64_.finish()) {
-    error_ = "the guest shell answered with something that is not the driver's output frame: " + head_;
+  if ((was == State::kFirstByte && hex_.size() == 1) || (was == State::kBase64 && !base64_.finish())) {
+    error_ = not_a_frame();
     return;
   }
   if (!has_status_) return;
@@ -97,7 +97,7 @@ size_t ShellReply::feed(std::string_view data) {
             state_ = State::kBase64;
           }
         } else {
-          fail("the guest shell answered with something that is not the driver's output frame: " + head_);
+          fail(not_a_frame());
         }
         break;
       case State::kBase64: {
@@ -105,7 +105,7 @@ size_t ShellReply::feed(std::string_view data) {
         while (j < n && data[j] != ' ' && data[j] != '\n') ++j;
         decoded_.clear();
         if (!base64_.feed(data.substr(i, j - i), decoded_)) {
-          fail("the guest shell answered with something that is not the driver's output frame: " + head_);
+          fail(not_a_frame());
           i = j;
           break;
         }
@@ -116,11 +116,11 @@ size_t ShellReply::feed(std::string_view data) {
           end_line();
         } else if (has_status_) {
           if (!base64_.finish())
-            fail("the guest shell answered with something that is not the driver's output frame: " + head_);
+            fail(not_a_frame());
           else
             state_ = State::kStatus;
         } else {
-          fail("the guest shell answered with something that is not the driver's output frame: " + head_);
+          fail(not_a_frame());
         }
         ++i;
         break;

@@ -200,17 +200,18 @@ class Machine {
   void accept_channels();
   // execute(), with `input` written to the command's stdin (it must read
   // exactly that many bytes, e.g. with `head -c`).
-  // With host_deadline and no timeout, the host bounds the command instead of
+  // With probe_until and no timeout, the host bounds the command instead of
   // a guest-side `timeout` process.
   std::pair<int, std::string> run_command(const std::string& command, bool check_return,
                                           std::optional<double> timeout, bool check_output, std::string_view input,
-                                          std::optional<Clock::time_point> host_deadline = std::nullopt);
+                                          std::optional<Clock::time_point> probe_until = std::nullopt);
   // A command the driver runs to test a wait's condition (test -e, nc -z,
   // systemctl show). It has no guest-side `timeout` process, which would
   // cost more than the test itself under TCG; `deadline` bounds it instead.
   std::pair<int, std::string> probe(const std::string& command, Clock::time_point deadline);
-  // The deadline for the probes of a wait of `wait_timeout` seconds.
-  static Clock::time_point probe_deadline(double wait_timeout);
+  // When the host stops waiting for what the guest bounds to `seconds` (a
+  // command's timeout, a wait's probes): then, plus a margin.
+  static Clock::time_point host_deadline(double seconds);
   // get_unit_info, run as a probe when probe_deadline is given.
   std::map<std::string, std::string> unit_info(const std::string& unit, const std::optional<std::string>& user,
                                                std::optional<Clock::time_point> probe_deadline);
@@ -235,8 +236,9 @@ class Machine {
   std::vector<std::string> screen_text_variants(const std::vector<int>& models);
   void screendump(const std::filesystem::path& ppm);
   size_t console_cursor_ = 0;  // serial lines consumed by wait_for_console_text
-  // Lines an interrupted command still owes the shell channel; read and
-  // dropped before the next command so replies never get mixed up.
+  // A command whose reply the host stopped waiting for (Ctrl-C, or a probe
+  // past its deadline); read and dropped before the next command so replies
+  // never get mixed up.
   struct StaleCommand {
     std::string command;
     std::optional<Clock::time_point> deadline;

@@ -41,6 +41,7 @@ class ShellReply {
 
  private:
   enum class State { kFirstByte, kBase64, kStatus, kGarbage, kDone };
+  std::string not_a_frame() const;
   void fail(std::string why);
   void end_line();
   void append_output(std::string_view bytes);
