@@ -21,51 +21,18 @@
 #include "test_driver/start_command.h"
 #include "test_driver/vlan.h"
 
+#include "duration_caster.h"
+#include "log_nest.h"
+#include "machine_bindings.h"
+
 namespace py = pybind11;
 using namespace py::literals;
+using td_bindings::LogNest;
+using td_bindings::to_attributes;
 
 namespace {
 
 using release_gil = py::call_guard<py::gil_scoped_release>;
-
-// A timeout as scripts give it: None, seconds, or a datetime.timedelta.
-std::optional<double> to_seconds(const py::object& value) {
-  if (value.is_none()) return std::nullopt;
-  double seconds = py::hasattr(value, "total_seconds") ? value.attr("total_seconds")().cast<double>() : value.cast<double>();
-  if (!(seconds >= 0)) throw td::Error("timeout must not be negative, got " + py::repr(value).cast<std::string>());
-  return seconds;
-}
-
-td::LogAttributes to_attributes(const py::object& attributes) {
-  td::LogAttributes out;
-  if (attributes.is_none()) return out;
-  for (auto item : attributes.cast<py::dict>()) out.emplace_back(py::str(item.first), py::str(item.second));
-  return out;
-}
-
-// A Python callable as a callback of the core: called with the GIL held;
-// its exceptions travel through C++ as error_already_set, unchanged.
-std::function<void()> to_callback(py::function f) {
-  return [f = std::move(f)] {
-    py::gil_scoped_acquire gil;
-    f();
-  };
-}
-
-// Scoped log nest as a Python context manager (rootlog.nested, machine.nested).
-struct LogNest {
-  std::string message;
-  td::LogAttributes attributes;
-  bool open = false;
-  void enter() {
-    td::rootlog().begin_nest(message, attributes);
-    open = true;
-  }
-  void exit() {
-    if (open) td::rootlog().end_nest();
-    open = false;
-  }
-};
 
 // The exception that last left a subtest (its id): it is that subtest's
 // failure, not also one of "main" when it goes on to end the script.
@@ -141,72 +108,12 @@ std::shared_ptr<td::PollingCondition> make_polling_condition(py::function f, dou
   return std::make_shared<td::PollingCondition>(condition, seconds_interval, text);
 }
 
-std::shared_ptr<td::LegacyStartCommand> make_legacy(const py::dict& args) {
-  td::LegacyStartCommand::Options o;
-  auto get = [&](const char* key) -> std::optional<std::string> {
-    if (!args.contains(key) || args[key].is_none()) return std::nullopt;
-    return py::str(args[key]).cast<std::string>();
-  };
-  o.net_backend_args = get("netBackendArgs");
-  o.net_frontend_args = get("netFrontendArgs");
-  if (args.contains("hda") && !args["hda"].is_none()) {
-    py::object hda = args["hda"];
-    if (py::isinstance<py::tuple>(hda)) {
-      o.hda_path = py::str(hda.cast<py::tuple>()[0]);
-      o.hda_interface = py::str(hda.cast<py::tuple>()[1]);
-    } else {
-      o.hda_path = py::str(hda);
-      o.hda_interface = get("hdaInterface").value_or("");
-    }
-  }
-  o.cdrom = get("cdrom");
-  o.usb = get("usb");
-  o.bios = get("bios");
-  o.qemu_binary = get("qemuBinary");
-  o.qemu_flags = get("qemuFlags");
-  return std::make_shared<td::LegacyStartCommand>(o);
-}
 
 // The core sets QEMU_VDE_SOCKET_<nr> in the process environment; mirror it
 // in os.environ, which Python only reads at start-up.
 void mirror_vlan_environment(const td::VLan& v) {
   py::module_::import("os").attr("environ")[py::str("QEMU_VDE_SOCKET_" + std::to_string(v.nr()))] =
       v.socket_dir().string();
-}
-
-// A Python regular expression (str or compiled) as the core's matcher, so
-// that scripts keep Python's regex dialect. A bad pattern is an error naming it.
-// JSON values cross as Python objects through the json module: the core
-// speaks QMP's JSON, scripts see dicts.
-py::object to_python(const td::Json& value) { return py::module_::import("json").attr("loads")(value.dump()); }
-
-td::Json from_python(const py::object& value) {
-  if (value.is_none()) return td::Json();
-  return td::Json::parse(py::module_::import("json").attr("dumps")(value).cast<std::string>());
-}
-
-td::Machine::TextMatcher to_matcher(const py::object& regex) {
-  py::object pattern;
-  try {
-    pattern = py::module_::import("re").attr("compile")(regex);
-  } catch (py::error_already_set& e) {
-    throw td::Error("invalid regular expression " + py::repr(regex).cast<std::string>() + ": " +
-                    py::str(e.value()).cast<std::string>());
-  }
-  return [pattern](const std::string& text) {
-    py::gil_scoped_acquire gil;
-    return !pattern.attr("search")(text).is_none();
-  };
-}
-
-std::string regex_text(const py::object& regex) {
-  return py::str(py::hasattr(regex, "pattern") ? regex.attr("pattern") : regex);
-}
-
-std::vector<std::string> to_strings(const py::args& args) {
-  std::vector<std::string> out;
-  for (auto a : args) out.push_back(py::str(a));
-  return out;
 }
 
 py::dict test_symbols(py::object self) {
@@ -295,6 +202,36 @@ void register_exceptions(py::module_& m) {
 
 }  // namespace
 
+namespace td_bindings {
+
+std::shared_ptr<td::LegacyStartCommand> make_legacy_start_command(const py::dict& args) {
+  td::LegacyStartCommand::Options o;
+  auto get = [&](const char* key) -> std::optional<std::string> {
+    if (!args.contains(key) || args[key].is_none()) return std::nullopt;
+    return py::str(args[key]).cast<std::string>();
+  };
+  o.net_backend_args = get("netBackendArgs");
+  o.net_frontend_args = get("netFrontendArgs");
+  if (args.contains("hda") && !args["hda"].is_none()) {
+    py::object hda = args["hda"];
+    if (py::isinstance<py::tuple>(hda)) {
+      o.hda_path = py::str(hda.cast<py::tuple>()[0]);
+      o.hda_interface = py::str(hda.cast<py::tuple>()[1]);
+    } else {
+      o.hda_path = py::str(hda);
+      o.hda_interface = get("hdaInterface").value_or("");
+    }
+  }
+  o.cdrom = get("cdrom");
+  o.usb = get("usb");
+  o.bios = get("bios");
+  o.qemu_binary = get("qemuBinary");
+  o.qemu_flags = get("qemuFlags");
+  return std::make_shared<td::LegacyStartCommand>(o);
+}
+
+}  // namespace td_bindings
+
 PYBIND11_MODULE(_core, m) {
   m.doc() = "The C++ core of the NixOS test driver.";
   register_exceptions(m);
@@ -371,16 +308,15 @@ PYBIND11_MODULE(_core, m) {
   // --- retry
   m.def(
       "retry",
-      [](py::function fn, py::object timeout) {
+      [](py::function fn, td::Duration timeout) {
         std::function<bool(bool)> call = [fn](bool last_try) {
           py::gil_scoped_acquire gil;
           return py::bool_(fn(last_try)).cast<bool>();
         };
-        double seconds = to_seconds(timeout).value_or(900);
         py::gil_scoped_release release;
-        td::retry(call, seconds);
+        td::retry(call, timeout);
       },
-      "fn"_a, "timeout"_a = 900,
+      "fn"_a, "timeout"_a = td::kDefaultTimeout,
       "Call fn(last_try) until it returns True; raise after `timeout` seconds. The last call gets last_try=True. "
       "Between calls it pauses a sixteenth of the time waited so far: at least 20 ms and as long as the last call "
       "took, at most one second.");
@@ -440,303 +376,14 @@ PYBIND11_MODULE(_core, m) {
              py::dict args("netBackendArgs"_a = netBackendArgs, "netFrontendArgs"_a = netFrontendArgs, "hda"_a = hda,
                            "cdrom"_a = cdrom, "usb"_a = usb, "bios"_a = bios, "qemuBinary"_a = qemuBinary,
                            "qemuFlags"_a = qemuFlags);
-             return make_legacy(args);
+             return td_bindings::make_legacy_start_command(args);
            }),
            "netBackendArgs"_a = py::none(), "netFrontendArgs"_a = py::none(), "hda"_a = py::none(),
            "cdrom"_a = py::none(), "usb"_a = py::none(), "bios"_a = py::none(), "qemuBinary"_a = py::none(),
            "qemuFlags"_a = py::none());
 
-  // --- machines
-  py::class_<td::Machine, std::shared_ptr<td::Machine>>(
-      m, "Machine", "A handle to the machine with this name, that also manages its lifecycle.")
-      .def(py::init([](std::filesystem::path out_dir, std::filesystem::path tmp_dir,
-                       std::shared_ptr<td::StartCommand> start_command, std::string name, bool keep_vm_state,
-                       bool allow_reboot, py::object callbacks) {
-             td::Machine::Options o;
-             o.out_dir = std::move(out_dir);
-             o.tmp_dir = std::move(tmp_dir);
-             o.start_command = std::move(start_command);
-             o.name = std::move(name);
-             o.keep_vm_state = keep_vm_state;
-             o.allow_reboot = allow_reboot;
-             if (!callbacks.is_none())
-               for (auto c : callbacks) o.callbacks.push_back(to_callback(c.cast<py::function>()));
-             return std::make_shared<td::Machine>(std::move(o));
-           }),
-           "out_dir"_a, "tmp_dir"_a, "start_command"_a, "name"_a = "machine", "keep_vm_state"_a = false,
-           "allow_reboot"_a = false, "callbacks"_a = py::none())
-      .def("__repr__", [](const td::Machine& m) { return "<Machine '" + m.name() + "'>"; })
-      .def_static("create_startcommand", &make_legacy, "args"_a, "The legacy start command from create_machine args.")
-      .def_property_readonly("name", &td::Machine::name)
-      .def_property_readonly("out_dir", &td::Machine::out_dir)
-      .def_property_readonly("tmp_dir", &td::Machine::tmp_dir)
-      .def_property_readonly("shared_dir", &td::Machine::shared_dir)
-      .def_property_readonly("state_dir", &td::Machine::state_dir)
-      .def_property_readonly("monitor_path", &td::Machine::monitor_path)
-      .def_property_readonly("shell_path", &td::Machine::shell_path)
-      .def_property_readonly("start_command", &td::Machine::start_command)
-      .def_property_readonly("keep_vm_state", &td::Machine::keep_vm_state)
-      .def_property("allow_reboot", &td::Machine::allow_reboot, &td::Machine::set_allow_reboot)
-      .def_property_readonly("booted", &td::Machine::booted)
-      .def_property_readonly("connected", &td::Machine::connected)
-      .def_property_readonly("pid", &td::Machine::pid)
-      .def_property_readonly("callbacks", [](td::Machine& m) { return m.callbacks(); })
-      .def("is_up", &td::Machine::is_up, "True when the machine is booted and its shell connected.")
-      .def("log", &td::Machine::log, "msg"_a, "Log a line with this machine's name.")
-      .def("log_serial", &td::Machine::log_serial, "msg"_a)
-      .def(
-          "nested",
-          [](td::Machine& m, const std::string& msg, py::object attrs) {
-            td::LogAttributes all{{"machine", m.name()}};
-            for (auto& a : to_attributes(attrs)) all.push_back(a);
-            return LogNest{msg, all};
-          },
-          "msg"_a, "attrs"_a = py::none(), "Context manager: a log nest with this machine's name.")
-      .def("run_callbacks", &td::Machine::run_callbacks, release_gil())
-      .def("start", &td::Machine::start, "allow_reboot"_a = py::none(), release_gil(),
-           "Start QEMU and wait for its monitor; does not wait for the guest to boot.")
-      .def("connect", &td::Machine::connect, release_gil(), "Start if needed and wait for the guest's root shell.")
-      .def("shutdown", &td::Machine::shutdown, release_gil(), "Power the guest off and wait until QEMU exits.")
-      .def("crash", &td::Machine::crash, release_gil(), "Quit QEMU at once, as a crash would.")
-      .def(
-          "wait_for_shutdown",
-          [](td::Machine& m, py::object timeout) {
-            auto t = to_seconds(timeout);
-            py::gil_scoped_release release;
-            m.wait_for_shutdown(t);
-          },
-          "timeout"_a = py::none(), "Wait until QEMU exits.")
-      .def("release", &td::Machine::release, release_gil(), "Kill QEMU and close its channels.")
-      .def("cleanup_statedir", &td::Machine::cleanup_statedir, "Delete the VM state directory.")
-      .def(
-          "execute",
-          [](td::Machine& m, const std::string& command, bool check_return, py::object timeout, bool check_output) {
-            auto t = to_seconds(timeout);
-            py::gil_scoped_release release;
-            return m.execute(command, check_return, t, check_output);
-          },
-          "command"_a, "check_return"_a = true, "timeout"_a = 900, "check_output"_a = true,
-          "Run a shell command in the guest; return (exit status, output). Status is -1 when check_return is "
-          "False. With a timeout (seconds), the command is killed after it.")
-      .def(
-          "succeed",
-          [](td::Machine& m, py::args commands, py::object timeout) {
-            auto list = to_strings(commands);
-            auto t = to_seconds(timeout);
-            py::gil_scoped_release release;
-            return m.succeed(list, t);
-          },
-          "timeout"_a = py::none(), "Run each command; raise unless each exits 0. Returns the joined output.")
-      .def(
-          "fail",
-          [](td::Machine& m, py::args commands, py::object timeout) {
-            auto list = to_strings(commands);
-            auto t = to_seconds(timeout);
-            py::gil_scoped_release release;
-            return m.fail(list, t);
-          },
-          "timeout"_a = py::none(), "Run each command; raise if any exits 0. Returns the joined output.")
-      .def(
-          "wait_until_succeeds",
-          [](td::Machine& m, const std::string& command, py::object timeout) {
-            double t = to_seconds(timeout).value_or(900);
-            py::gil_scoped_release release;
-            return m.wait_until_succeeds(command, t);
-          },
-          "command"_a, "timeout"_a = 900, "Repeat a command until it exits 0; return its output.")
-      .def(
-          "wait_until_fails",
-          [](td::Machine& m, const std::string& command, py::object timeout) {
-            double t = to_seconds(timeout).value_or(900);
-            py::gil_scoped_release release;
-            return m.wait_until_fails(command, t);
-          },
-          "command"_a, "timeout"_a = 900, "Repeat a command until it exits non-zero; return its output.")
-      .def("wait_for_monitor_prompt", &td::Machine::wait_for_monitor_prompt, release_gil(),
-           "Read the monitor until its prompt; return what was read.")
-      .def("send_monitor_command", &td::Machine::send_monitor_command, "command"_a, release_gil(),
-           "Send a command to QEMU's human monitor; return its reply.")
-      .def_property_readonly("qmp_path", &td::Machine::qmp_path)
-      .def(
-          "qmp_command",
-          [](td::Machine& m, const std::string& command, py::object arguments) {
-            td::Json args = from_python(arguments);
-            td::Json result;
-            {
-              py::gil_scoped_release release;
-              result = m.qmp_command(command, args);
-            }
-            return to_python(result);
-          },
-          "command"_a, "arguments"_a = py::none(),
-          "Send a QMP command; return its result. Raises QMPAPIError for an error reply.")
-      .def(
-          "wait_for_qmp_event",
-          [](td::Machine& m, py::function event_filter, py::object timeout) {
-            double t = to_seconds(timeout).value_or(600);
-            auto filter = [event_filter](const td::Json& event) {
-              py::gil_scoped_acquire gil;
-              return py::bool_(event_filter(to_python(event))).cast<bool>();
-            };
-            td::Json event;
-            {
-              py::gil_scoped_release release;
-              event = m.wait_for_qmp_event(filter, t);
-            }
-            return to_python(event);
-          },
-          "event_filter"_a, "timeout"_a = 600,
-          "Wait for a QMP event that event_filter(event_dict) accepts (earlier events count); return it.")
-      .def("get_console_log", &td::Machine::console_log, release_gil(),
-           "Everything the serial console printed since the machine started.")
-      .def(
-          "wait_for_console_text",
-          [](td::Machine& m, py::object regex, py::object timeout) {
-            auto matcher = to_matcher(regex);
-            auto text = regex_text(regex);
-            auto t = to_seconds(timeout);
-            py::gil_scoped_release release;
-            m.wait_for_console_text(text, matcher, t);
-          },
-          "regex"_a, "timeout"_a = py::none(),
-          "Wait until the serial console output not yet consumed by an earlier call matches regex (re.search over "
-          "the lines joined with newlines).")
-      .def("send_console", &td::Machine::send_console, "chars"_a, release_gil(),
-           "Write characters to the guest's serial console (QEMU's stdin).")
-      .def("console_interact", &td::Machine::console_interact, release_gil(),
-           "Forward the terminal's input to the guest's serial console until Ctrl-D (interactive use only).")
-      // systemd
-      .def("systemctl", &td::Machine::systemctl, "q"_a, "user"_a = py::none(), release_gil(),
-           "Run `systemctl q` (as `systemctl --user` of `user` when given); return (status, output).")
-      .def("get_unit_info", &td::Machine::get_unit_info, "unit"_a, "user"_a = py::none(), release_gil(),
-           "The properties of a unit from `systemctl show`, as a dict.")
-      .def("get_unit_property", &td::Machine::get_unit_property, "unit"_a, "property"_a, "user"_a = py::none(),
-           release_gil(), "One property of a unit from `systemctl show --property`.")
-      .def(
-          "wait_for_unit",
-          [](td::Machine& m, const std::string& unit, std::optional<std::string> user, py::object timeout) {
-            double t = to_seconds(timeout).value_or(900);
-            py::gil_scoped_release release;
-            m.wait_for_unit(unit, user, t);
-          },
-          "unit"_a, "user"_a = py::none(), "timeout"_a = 900,
-          "Wait for a systemd unit to become active; raise if it fails or is inactive with no pending jobs.")
-      .def("require_unit_state", &td::Machine::require_unit_state, "unit"_a, "require_state"_a = "active",
-           release_gil(), "Raise unless the unit is in the given state.")
-      .def("start_job", &td::Machine::start_job, "jobname"_a, "user"_a = py::none(), release_gil(),
-           "systemctl start; return (status, output).")
-      .def("stop_job", &td::Machine::stop_job, "jobname"_a, "user"_a = py::none(), release_gil(),
-           "systemctl stop; return (status, output).")
-      .def("wait_for_job", &td::Machine::wait_for_job, "jobname"_a, release_gil(), "Same as wait_for_unit.")
-      // files
-      .def(
-          "wait_for_file",
-          [](td::Machine& m, const std::string& filename, py::object timeout) {
-            double t = to_seconds(timeout).value_or(900);
-            py::gil_scoped_release release;
-            m.wait_for_file(filename, t);
-          },
-          "filename"_a, "timeout"_a = 900, "Wait until the file exists in the guest.")
-      .def("copy_from_host_via_shell", &td::Machine::copy_from_host_via_shell, "source"_a, "target"_a, release_gil(),
-           "Copy a host file into the guest through the shell (no shared directory needed).")
-      .def("copy_from_host", &td::Machine::copy_from_host, "source"_a, "target"_a, release_gil(),
-           "Copy a host file or directory into the guest through the shared directory.")
-      .def("copy_from_vm", &td::Machine::copy_from_vm, "source"_a, "target_dir"_a = "", release_gil(),
-           "Copy a guest file or directory to out_dir/target_dir through the shared directory.")
-      .def("copy_from_machine", &td::Machine::copy_from_vm, "source"_a, "target_dir"_a = "", release_gil(),
-           "Upstream's name for copy_from_vm.")
-      // network
-      .def(
-          "wait_for_open_port",
-          [](td::Machine& m, int port, const std::string& addr, py::object timeout) {
-            double t = to_seconds(timeout).value_or(900);
-            py::gil_scoped_release release;
-            m.wait_for_open_port(port, addr, t);
-          },
-          "port"_a, "addr"_a = "localhost", "timeout"_a = 900, "Wait until a TCP port accepts connections in the guest.")
-      .def(
-          "wait_for_closed_port",
-          [](td::Machine& m, int port, const std::string& addr, py::object timeout) {
-            double t = to_seconds(timeout).value_or(900);
-            py::gil_scoped_release release;
-            m.wait_for_closed_port(port, addr, t);
-          },
-          "port"_a, "addr"_a = "localhost", "timeout"_a = 900, "Wait until a TCP port refuses connections in the guest.")
-      .def(
-          "wait_for_open_unix_socket",
-          [](td::Machine& m, const std::string& path, bool is_datagram, py::object timeout) {
-            double t = to_seconds(timeout).value_or(900);
-            py::gil_scoped_release release;
-            m.wait_for_open_unix_socket(path, is_datagram, t);
-          },
-          "path"_a, "is_datagram"_a = false, "timeout"_a = 900, "Wait until a Unix socket accepts connections.")
-      .def("forward_port", &td::Machine::forward_port, "host_port"_a = 8080, "guest_port"_a = 80, release_gil(),
-           "Forward a TCP port of the host (127.0.0.1) to one of the guest.")
-      .def("block", &td::Machine::block, release_gil(), "Cut the first VLAN interface (eth1) off.")
-      .def("unblock", &td::Machine::unblock, release_gil(), "Reconnect the first VLAN interface (eth1).")
-      // keyboard, TTYs, X11
-      .def("send_key", &td::Machine::send_key, "key"_a, "delay"_a = 0.01, "log"_a = true, release_gil(),
-           "Press a key (a QEMU sendkey name, or a character of CHAR_TO_KEY).")
-      .def("send_chars", &td::Machine::send_chars, "chars"_a, "delay"_a = 0.01, release_gil(),
-           "Type characters with send_key.")
-      .def("get_tty_text", &td::Machine::get_tty_text, "tty"_a, release_gil(), "The text on virtual terminal ttyN.")
-      .def(
-          "wait_until_tty_matches",
-          [](td::Machine& m, const std::string& tty, py::object regexp, py::object timeout) {
-            auto matcher = to_matcher(regexp);
-            auto text = regex_text(regexp);
-            double t = to_seconds(timeout).value_or(900);
-            py::gil_scoped_release release;
-            m.wait_until_tty_matches(tty, text, matcher, t);
-          },
-          "tty"_a, "regexp"_a, "timeout"_a = 900, "Wait until the text on ttyN matches regexp.")
-      .def("dump_tty_contents", &td::Machine::dump_tty_contents, "tty"_a, release_gil(),
-           "Debugging: write the contents of ttyN to the guest's journal.")
-      .def(
-          "sleep", [](td::Machine& m, double secs) {
-            py::gil_scoped_release release;
-            m.sleep(secs);
-          },
-          "secs"_a, "Sleep in guest time.")
-      .def(
-          "wait_for_x",
-          [](td::Machine& m, py::object timeout) {
-            double t = to_seconds(timeout).value_or(900);
-            py::gil_scoped_release release;
-            m.wait_for_x(t);
-          },
-          "timeout"_a = 900, "Wait until the X server accepts connections.")
-      .def("get_window_names", &td::Machine::get_window_names, release_gil(), "Names of the X11 windows.")
-      .def(
-          "wait_for_window",
-          [](td::Machine& m, py::object regexp, py::object timeout) {
-            auto matcher = to_matcher(regexp);
-            auto text = regex_text(regexp);
-            double t = to_seconds(timeout).value_or(900);
-            py::gil_scoped_release release;
-            m.wait_for_window(text, matcher, t);
-          },
-          "regexp"_a, "timeout"_a = 900, "Wait until an X11 window whose name matches regexp exists.")
-      .def("shell_interact", &td::Machine::shell_interact, release_gil(),
-           "Connect the terminal to the guest's root shell (test development only).")
-      .def("reboot", &td::Machine::reboot, release_gil(), "Press Ctrl+Alt+Delete; the shell reconnects on next use.")
-      // screen
-      .def("screenshot", &td::Machine::screenshot, "filename"_a, release_gil(),
-           "Save a PNG of the screen: out_dir/<name>.png for a bare word, else the given path.")
-      .def("get_screen_text_variants", &td::Machine::get_screen_text_variants, release_gil(),
-           "The screen's text as read by OCR with each tesseract model.")
-      .def("get_screen_text", &td::Machine::get_screen_text, release_gil(), "The screen's text as read by OCR.")
-      .def(
-          "wait_for_text",
-          [](td::Machine& m, py::object regex, py::object timeout) {
-            auto matcher = to_matcher(regex);
-            auto text = regex_text(regex);
-            double t = to_seconds(timeout).value_or(900);
-            py::gil_scoped_release release;
-            m.wait_for_text(text, matcher, t);
-          },
-          "regex"_a, "timeout"_a = 900, "Wait until OCR finds regex on the screen.");
-  m.attr("CHAR_TO_KEY") = td::char_to_key();
+  // --- machines (machine_bindings.cc)
+  td_bindings::bind_machines(m);
 
   // --- VLANs
   py::class_<td::VLan, std::shared_ptr<td::VLan>>(m, "VLan", "A virtual LAN: one vde_switch.")

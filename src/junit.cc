@@ -37,9 +37,9 @@ void append_limited(std::string& buffer, std::string_view line) {
 
 }  // namespace
 
-JUnitReport::JUnitReport(std::string suite_name, Clock clock)
+JUnitReport::JUnitReport(std::string suite_name, TimeSource clock)
     : suite_name_(std::move(suite_name)),
-      clock_(clock ? std::move(clock) : Clock([] { return std::chrono::steady_clock::now(); })),
+      clock_(clock ? std::move(clock) : TimeSource([] { return std::chrono::steady_clock::now(); })),
       started_at_(std::chrono::system_clock::now()) {
   main_.name = kMainCase;
   main_.start = clock_();

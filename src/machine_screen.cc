@@ -62,9 +62,9 @@ std::optional<std::pair<uint32_t, uint32_t>> png_size(const std::filesystem::pat
 void Machine::screenshot(const std::string& filename) {
   static const std::regex word("^\\w+$");
   std::filesystem::path target =
-      std::regex_match(filename, word) ? options_.out_dir / (filename + ".png") : std::filesystem::path(filename);
+      std::regex_match(filename, word) ? out_dir() / (filename + ".png") : std::filesystem::path(filename);
   auto nest = nested(fmt::format("making screenshot {}", target.string()), {{"image", target.filename().string()}});
-  std::filesystem::path ppm = state_dir_ / "screenshot.ppm";
+  std::filesystem::path ppm = state_dir() / "screenshot.ppm";
   std::filesystem::remove(ppm);
   screendump(ppm);
   if (!std::filesystem::exists(ppm)) throw Error(fmt::format("machine '{}': QEMU wrote no screenshot", name()));
@@ -104,8 +104,8 @@ void Machine::screendump(const std::filesystem::path& ppm) {
 
 std::vector<std::string> Machine::screen_text_variants(const std::vector<int>& models) {
   if (!on_path("tesseract")) throw Error("OCR requested but enableOCR is false");
-  std::filesystem::path ppm = state_dir_ / "ocr.ppm";
-  std::filesystem::path tiff = state_dir_ / "ocr.tiff";
+  std::filesystem::path ppm = state_dir() / "ocr.ppm";
+  std::filesystem::path tiff = state_dir() / "ocr.tiff";
   screendump(ppm);
   Process::Options magick;
   magick.argv = {"convert", "-filter", "Catrom", "-density", "72", "-resample", "300", "-contrast", "-normalize",
@@ -140,13 +140,14 @@ std::string Machine::get_screen_text() {
   return texts.front();
 }
 
-void Machine::wait_for_text(const std::string& regex_text, const TextMatcher& matches, double timeout) {
+void Machine::wait_for_text(const TextPattern& pattern, Duration timeout) {
+  const std::string& regex_text = pattern.text;
   auto nest = nested(fmt::format("waiting for {} to appear on screen", regex_text));
   retry(
       [&](bool last_try) {
         auto variants = get_screen_text_variants();
         for (const auto& text : variants)
-          if (matches(text)) return true;
+          if (pattern.matches(text)) return true;
         if (last_try) {
           std::string all;
           for (const auto& v : variants) all += (all.empty() ? "" : "', '") + v;

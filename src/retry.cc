@@ -4,35 +4,37 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 
 #include "test_driver/errors.h"
 #include "test_driver/interrupt.h"
 
 namespace td {
 
-std::string format_seconds(double seconds) {
-  if (std::floor(seconds) == seconds && std::abs(seconds) < 1e15) return fmt::format("{}", static_cast<long long>(seconds));
-  return fmt::format("{}", seconds);
-}
-
 double retry_interval(double elapsed_seconds, double last_call_seconds) {
   return std::min(1.0, std::max({0.02, elapsed_seconds / 16, last_call_seconds}));
 }
 
-void retry(const std::function<bool(bool)>& fn, double timeout_seconds) {
-  using Clock = std::chrono::steady_clock;
+void retry(const std::function<bool(bool)>& fn, Duration timeout) { retry_until(fn, Deadline::after(timeout), timeout); }
+
+void retry_until(const std::function<bool(bool)>& fn, Deadline deadline, Duration timeout) {
   using Seconds = std::chrono::duration<double>;
   auto start = Clock::now();
-  auto deadline = start + std::chrono::duration_cast<Clock::duration>(Seconds(timeout_seconds));
-  while (Clock::now() < deadline) {
+  Seconds last_call{0};
+  for (;;) {
+    // The last call is the one that would end at or past the deadline if it
+    // took as long as the one before; so no call starts after the deadline.
+    bool last_try = Seconds(deadline.time_point() - Clock::now()) <= last_call;
     auto call_start = Clock::now();
-    if (fn(false)) return;
+    if (fn(last_try)) return;
     auto now = Clock::now();
-    double interval = retry_interval(Seconds(now - start).count(), Seconds(now - call_start).count());
-    interrupt::sleep_for(Seconds(std::max(0.0, std::min(interval, Seconds(deadline - now).count()))));
+    last_call = now - call_start;
+    if (last_try) break;
+    double interval = retry_interval(Seconds(now - start).count(), last_call.count());
+    // Leave room for one more call before the deadline.
+    double room = (Seconds(deadline.time_point() - now) - last_call).count();
+    interrupt::sleep_for(Seconds(std::max(0.0, std::min(interval, room))));
   }
-  if (!fn(true)) throw RequestedAssertionFailed(fmt::format("action timed out after {} seconds", format_seconds(timeout_seconds)));
+  throw RequestedAssertionFailed(fmt::format("action timed out after {} seconds", timeout.to_string()));
 }
 
 }  // namespace td

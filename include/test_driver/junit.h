@@ -38,13 +38,14 @@ struct JUnitProblem {
 
 class JUnitReport {
  public:
-  using Clock = std::function<std::chrono::steady_clock::time_point()>;
+  // Where the report reads the time (a test gives a fake one).
+  using TimeSource = std::function<std::chrono::steady_clock::time_point()>;
   static constexpr const char* kDefaultSuiteName = "NixOS integration test";
   static constexpr const char* kMainCase = "main";
   // Per case and stream; longer output is cut with a note.
   static constexpr std::size_t kMaxOutputBytes = 4 << 20;
 
-  explicit JUnitReport(std::string suite_name = kDefaultSuiteName, Clock clock = {});
+  explicit JUnitReport(std::string suite_name = kDefaultSuiteName, TimeSource clock = {});
 
   // A subtest starts: a new case, named "outer / inner" inside an open one.
   void begin_case(const std::string& name);
@@ -76,7 +77,7 @@ class JUnitReport {
 
   mutable std::mutex mutex_;
   std::string suite_name_;
-  Clock clock_;
+  TimeSource clock_;
   std::chrono::system_clock::time_point started_at_;
   Case main_;
   std::vector<Case> cases_;    // in the order they began

@@ -12,11 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "test_driver/duration.h"
+
 namespace td {
 
 class Process {
  public:
-  using Clock = std::chrono::steady_clock;
 
   struct Options {
     std::vector<std::string> argv;  // argv[0] is looked up in PATH

@@ -24,7 +24,23 @@ STUB = PACKAGE_DIR / "_core.pyi"
 # pybind11 classes have the metaclass pybind11_builtins.pybind11_type, which
 # stubs do not spell; classes without a constructor raise TypeError from
 # __init__, which the stubs express by not declaring one.
-NO_CONSTRUCTOR = ["LogNest", "Logger", "PollingConditionScope", "StartCommand", "Subtest"]
+NO_CONSTRUCTOR = ["BaseMachine", "LogNest", "Logger", "PollingConditionScope", "StartCommand", "Subtest"]
+
+
+def stub_constants():
+    """Module-level `NAME: Final = literal` of the stub, by name."""
+    found = {}
+    for node in ast.parse(STUB.read_text()).body:
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            found[node.target.id] = ast.literal_eval(node.value)
+    return found
+
+
+STUB_CONSTANTS = stub_constants()
+
+
+def test_stub_constants_are_the_cores():
+    assert STUB_CONSTANTS and all(getattr(core, name) == value for name, value in STUB_CONSTANTS.items())
 
 
 def pybind_classes():
@@ -60,6 +76,8 @@ def shape(args: ast.arguments, drop_self: bool):
     def default(node):
         if node is None:
             return None
+        if isinstance(node, ast.Name) and node.id in STUB_CONSTANTS:  # DEFAULT_TIMEOUT
+            return ("=", STUB_CONSTANTS[node.id])
         try:
             return ("=", ast.literal_eval(node))
         except ValueError:

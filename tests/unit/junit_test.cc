@@ -16,7 +16,7 @@ namespace {
 // A clock the test moves by hand.
 struct FakeClock {
   std::chrono::steady_clock::time_point now{};
-  td::JUnitReport::Clock fn() {
+  td::JUnitReport::TimeSource fn() {
     return [this] { return now; };
   }
   void advance(double seconds) {

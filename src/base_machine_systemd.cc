@@ -1,8 +1,8 @@
-// Machine: systemd units and jobs, through systemctl in the guest.
+// BaseMachine: systemd units and jobs, through systemctl in the guest.
 #include <fmt/format.h>
 
 #include "test_driver/errors.h"
-#include "test_driver/machine.h"
+#include "test_driver/base_machine.h"
 #include "test_driver/retry.h"
 #include "test_driver/shell_words.h"
 #include "test_driver/systemctl_show.h"
@@ -22,17 +22,17 @@ std::string systemctl_command(const std::string& q, const std::optional<std::str
 
 }  // namespace
 
-std::pair<int, std::string> Machine::systemctl(const std::string& q, const std::optional<std::string>& user) {
+std::pair<int, std::string> BaseMachine::systemctl(const std::string& q, const std::optional<std::string>& user) {
   return execute(systemctl_command(q, user));
 }
 
-std::map<std::string, std::string> Machine::get_unit_info(const std::string& unit,
+std::map<std::string, std::string> BaseMachine::get_unit_info(const std::string& unit,
                                                           const std::optional<std::string>& user) {
   return unit_info(unit, user, std::nullopt);
 }
 
-std::map<std::string, std::string> Machine::unit_info(const std::string& unit, const std::optional<std::string>& user,
-                                                      std::optional<Clock::time_point> probe_deadline) {
+std::map<std::string, std::string> BaseMachine::unit_info(const std::string& unit, const std::optional<std::string>& user,
+                                                      std::optional<Deadline> probe_deadline) {
   std::string command = systemctl_command(fmt::format("--no-pager show {}", shell_quote(unit)), user);
   auto [status, lines] = probe_deadline ? probe(command, *probe_deadline) : execute(command);
   if (status != 0)
@@ -50,7 +50,7 @@ static const std::string& property_of(const std::map<std::string, std::string>& 
   return it->second;
 }
 
-std::string Machine::get_unit_property(const std::string& unit, const std::string& property,
+std::string BaseMachine::get_unit_property(const std::string& unit, const std::string& property,
                                        const std::optional<std::string>& user) {
   auto [status, lines] =
       systemctl(fmt::format("--no-pager show --property={} {}", shell_quote(property), shell_quote(unit)), user);
@@ -60,8 +60,8 @@ std::string Machine::get_unit_property(const std::string& unit, const std::strin
   return property_of(parse_systemctl_show(lines), unit, property);
 }
 
-std::string Machine::probe_active_state(const std::string& unit, const std::optional<std::string>& user,
-                                       Clock::time_point deadline) {
+std::string BaseMachine::probe_active_state(const std::string& unit, const std::optional<std::string>& user,
+                                       Deadline deadline) {
   // A login shell may print more than systemctl: parse all of it.
   if (user) return property_of(unit_info(unit, user, deadline), unit, "ActiveState");
   // The answer is the exit status and the output is empty, so the guest
@@ -86,10 +86,11 @@ std::string Machine::probe_active_state(const std::string& unit, const std::opti
   }
 }
 
-void Machine::wait_for_unit(const std::string& unit, const std::optional<std::string>& user, double timeout) {
+void BaseMachine::wait_for_unit(const std::string& unit, const std::optional<std::string>& user, Duration timeout) {
   auto nest = nested(fmt::format("waiting for unit {}{}", unit, user ? " with user " + *user : ""));
-  auto deadline = host_deadline(timeout);
-  retry(
+  auto wait_deadline = Deadline::after(timeout);
+  auto deadline = host_deadline(wait_deadline);
+  retry_until(
       [&](bool) {
         std::string state = probe_active_state(unit, user, deadline);
         if (state == "failed") throw RequestedAssertionFailed(fmt::format("unit \"{}\" reached state \"{}\"", unit, state));
@@ -101,10 +102,10 @@ void Machine::wait_for_unit(const std::string& unit, const std::optional<std::st
         }
         return state == "active";
       },
-      timeout);
+      wait_deadline, timeout);
 }
 
-void Machine::require_unit_state(const std::string& unit, const std::string& require_state) {
+void BaseMachine::require_unit_state(const std::string& unit, const std::string& require_state) {
   auto nest = nested(fmt::format("checking if unit ‘{}’ has reached state '{}'", unit, require_state));
   std::string state = property_of(get_unit_info(unit), unit, "ActiveState");
   if (state != require_state)
@@ -112,14 +113,14 @@ void Machine::require_unit_state(const std::string& unit, const std::string& req
         fmt::format("Expected unit ‘{}’ to to be in state '{}' but it is in state ‘{}’", unit, require_state, state));
 }
 
-std::pair<int, std::string> Machine::start_job(const std::string& job, const std::optional<std::string>& user) {
+std::pair<int, std::string> BaseMachine::start_job(const std::string& job, const std::optional<std::string>& user) {
   return systemctl("start " + shell_quote(job), user);
 }
 
-std::pair<int, std::string> Machine::stop_job(const std::string& job, const std::optional<std::string>& user) {
+std::pair<int, std::string> BaseMachine::stop_job(const std::string& job, const std::optional<std::string>& user) {
   return systemctl("stop " + shell_quote(job), user);
 }
 
-void Machine::wait_for_job(const std::string& job) { wait_for_unit(job); }
+void BaseMachine::wait_for_job(const std::string& job) { wait_for_unit(job); }
 
 }  // namespace td

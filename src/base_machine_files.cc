@@ -1,4 +1,4 @@
-// Machine: files between host and guest, through the shell or the 9p
+// BaseMachine: files between host and guest, through the shell or the 9p
 // shared directory (host shared_dir = guest /tmp/shared).
 #include <fmt/format.h>
 #include <stdlib.h>
@@ -8,7 +8,7 @@
 
 #include "test_driver/base64.h"
 #include "test_driver/errors.h"
-#include "test_driver/machine.h"
+#include "test_driver/base_machine.h"
 #include "test_driver/retry.h"
 #include "test_driver/shell_words.h"
 
@@ -45,13 +45,14 @@ void copy_tree(const std::filesystem::path& from, const std::filesystem::path& t
 
 }  // namespace
 
-void Machine::wait_for_file(const std::string& filename, double timeout) {
+void BaseMachine::wait_for_file(const std::string& filename, Duration timeout) {
   auto nest = nested(fmt::format("waiting for file ‘{}‘", filename));
-  auto deadline = host_deadline(timeout);
-  retry([&](bool) { return probe("test -e " + shell_quote(filename), deadline).first == 0; }, timeout);
+  auto wait_deadline = Deadline::after(timeout);
+  auto deadline = host_deadline(wait_deadline);
+  retry_until([&](bool) { return probe("test -e " + shell_quote(filename), deadline).first == 0; }, wait_deadline, timeout);
 }
 
-void Machine::copy_from_host_via_shell(const std::filesystem::path& source, const std::string& target) {
+void BaseMachine::copy_from_host_via_shell(const std::filesystem::path& source, const std::string& target) {
   std::ifstream in(source, std::ios::binary);
   if (!in) throw Error(fmt::format("cannot read {}: {}", source.string(), std::strerror(errno)));
   std::stringstream content;
@@ -64,15 +65,15 @@ void Machine::copy_from_host_via_shell(const std::filesystem::path& source, cons
                                  content.str().size(), target));
   std::string command = fmt::format("mkdir -p \"$(dirname {0})\" && head -c {1} | base64 -d > {0}", shell_quote(target),
                                     encoded.size());
-  auto [status, out] = run_command(command, true, std::nullopt, true, encoded);
+  auto [status, out] = run_command(command, {.input = encoded});
   if (status != 0)
     throw RequestedAssertionFailed(fmt::format("copying {} to {} failed (exit code {}): {}", source.string(), target,
                                                status, out));
 }
 
-void Machine::copy_from_host(const std::filesystem::path& source, const std::string& target) {
+void BaseMachine::copy_from_host(const std::filesystem::path& source, const std::string& target) {
   if (!std::filesystem::exists(source)) throw Error(fmt::format("cannot copy {}: it does not exist", source.string()));
-  SharedTempDir shared(shared_dir_);
+  SharedTempDir shared(shared_dir());
   std::string name = std::filesystem::path(source).filename().string();
   std::string guest_intermediate = shared.guest() + "/" + name;
   succeed({shell_join({"mkdir", "-p", shared.guest()})});
@@ -81,12 +82,12 @@ void Machine::copy_from_host(const std::filesystem::path& source, const std::str
   succeed({shell_join({"cp", "-r", guest_intermediate, target})});
 }
 
-void Machine::copy_from_vm(const std::string& source, const std::string& target_dir) {
-  SharedTempDir shared(shared_dir_);
+void BaseMachine::copy_from_vm(const std::string& source, const std::string& target_dir) {
+  SharedTempDir shared(shared_dir());
   std::string name = std::filesystem::path(source).filename().string();
   succeed({shell_join({"mkdir", "-p", shared.guest()})});
   succeed({shell_join({"cp", "-r", source, shared.guest() + "/" + name})});
-  std::filesystem::path target = options_.out_dir / target_dir / name;
+  std::filesystem::path target = out_dir() / target_dir / name;
   std::error_code ec;
   std::filesystem::create_directories(target.parent_path(), ec);
   if (ec) throw Error(fmt::format("cannot create {}: {}", target.parent_path().string(), ec.message()));

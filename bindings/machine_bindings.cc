@@ -1,0 +1,242 @@
+// BaseMachine and Machine: member pointers with the GIL released, keyword
+// names and defaults as the reference's, docstrings. Timeouts, patterns and
+// JSON cross through the type casters beside this file.
+#include "machine_bindings.h"
+
+#include <pybind11/functional.h>
+#include <pybind11/stl.h>
+#include <pybind11/stl/filesystem.h>
+
+#include "duration_caster.h"
+#include "json_caster.h"
+#include "log_nest.h"
+#include "test_driver/base_machine.h"
+#include "test_driver/keys.h"
+#include "test_driver/machine.h"
+#include "text_pattern_caster.h"
+
+namespace py = pybind11;
+using namespace py::literals;
+
+namespace td_bindings {
+namespace {
+
+using release_gil = py::call_guard<py::gil_scoped_release>;
+
+std::vector<std::string> to_strings(const py::args& args) {
+  std::vector<std::string> out;
+  for (auto a : args) out.push_back(py::str(a));
+  return out;
+}
+
+// A Python callable as a callback of the core: called with the GIL held;
+// its exceptions travel through C++ as error_already_set, unchanged.
+std::function<void()> to_callback(py::function f) {
+  return [f = std::move(f)] {
+    py::gil_scoped_acquire gil;
+    f();
+  };
+}
+
+void bind_base_machine(py::module_& m) {
+  using td::BaseMachine;
+  const auto default_timeout = "timeout"_a = td::kDefaultTimeout;
+  py::class_<BaseMachine, std::shared_ptr<BaseMachine>>(
+      m, "BaseMachine", "What every machine can do through a root shell in it, whatever runs it.")
+      .def_property_readonly("name", &BaseMachine::name)
+      .def_property_readonly("out_dir", &BaseMachine::out_dir)
+      .def_property_readonly("tmp_dir", &BaseMachine::tmp_dir)
+      .def_property_readonly("shared_dir", &BaseMachine::shared_dir)
+      .def_property_readonly("state_dir", &BaseMachine::state_dir)
+      .def_property_readonly("booted", &BaseMachine::booted)
+      .def_property_readonly("connected", &BaseMachine::connected)
+      .def_property_readonly("callbacks", [](BaseMachine& machine) { return machine.callbacks(); })
+      .def("is_up", &BaseMachine::is_up, "True when the machine is booted and its shell connected.")
+      .def("log", &BaseMachine::log, "msg"_a, "Log a line with this machine's name.")
+      .def("log_serial", &BaseMachine::log_serial, "msg"_a)
+      .def(
+          "nested",
+          [](BaseMachine& machine, const std::string& msg, py::object attrs) {
+            td::LogAttributes all{{"machine", machine.name()}};
+            for (auto& a : to_attributes(attrs)) all.push_back(a);
+            return LogNest{msg, all};
+          },
+          "msg"_a, "attrs"_a = py::none(), "Context manager: a log nest with this machine's name.")
+      .def("run_callbacks", &BaseMachine::run_callbacks, release_gil())
+      .def("connect", &BaseMachine::connect, release_gil(), "Start if needed and wait for the guest's root shell.")
+      .def("shutdown", &BaseMachine::shutdown, release_gil(), "Power the guest off and wait until QEMU exits.")
+      .def("crash", &BaseMachine::crash, release_gil(), "Quit QEMU at once, as a crash would.")
+      .def("wait_for_shutdown", &BaseMachine::wait_for_shutdown, "timeout"_a = py::none(), release_gil(),
+           "Wait until QEMU exits.")
+      .def("release", &BaseMachine::release, release_gil(), "Kill QEMU and close its channels.")
+      // commands
+      .def("execute", &BaseMachine::execute, "command"_a, "check_return"_a = true, default_timeout,
+           "check_output"_a = true, release_gil(),
+           "Run a shell command in the guest; return (exit status, output). Status is -1 when check_return is "
+           "False. With a timeout (seconds), the command is killed after it.")
+      .def(
+          "succeed",
+          [](BaseMachine& machine, py::args commands, std::optional<td::Duration> timeout) {
+            auto list = to_strings(commands);
+            py::gil_scoped_release release;
+            return machine.succeed(list, timeout);
+          },
+          "timeout"_a = py::none(), "Run each command; raise unless each exits 0. Returns the joined output.")
+      .def(
+          "fail",
+          [](BaseMachine& machine, py::args commands, std::optional<td::Duration> timeout) {
+            auto list = to_strings(commands);
+            py::gil_scoped_release release;
+            return machine.fail(list, timeout);
+          },
+          "timeout"_a = py::none(), "Run each command; raise if any exits 0. Returns the joined output.")
+      .def("wait_until_succeeds", &BaseMachine::wait_until_succeeds, "command"_a, default_timeout, release_gil(),
+           "Repeat a command until it exits 0; return its output. The timeout bounds the whole wait.")
+      .def("wait_until_fails", &BaseMachine::wait_until_fails, "command"_a, default_timeout, release_gil(),
+           "Repeat a command until it exits non-zero; return its output. The timeout bounds the whole wait.")
+      .def("sleep", &BaseMachine::sleep, "secs"_a, release_gil(), "Sleep in guest time.")
+      // systemd
+      .def("systemctl", &BaseMachine::systemctl, "q"_a, "user"_a = py::none(), release_gil(),
+           "Run `systemctl q` (as `systemctl --user` of `user` when given); return (status, output).")
+      .def("get_unit_info", &BaseMachine::get_unit_info, "unit"_a, "user"_a = py::none(), release_gil(),
+           "The properties of a unit from `systemctl show`, as a dict.")
+      .def("get_unit_property", &BaseMachine::get_unit_property, "unit"_a, "property"_a, "user"_a = py::none(),
+           release_gil(), "One property of a unit from `systemctl show --property`.")
+      .def("wait_for_unit", &BaseMachine::wait_for_unit, "unit"_a, "user"_a = py::none(), default_timeout,
+           release_gil(),
+           "Wait for a systemd unit to become active; raise if it fails or is inactive with no pending jobs.")
+      .def("require_unit_state", &BaseMachine::require_unit_state, "unit"_a, "require_state"_a = "active",
+           release_gil(), "Raise unless the unit is in the given state.")
+      .def("start_job", &BaseMachine::start_job, "jobname"_a, "user"_a = py::none(), release_gil(),
+           "systemctl start; return (status, output).")
+      .def("stop_job", &BaseMachine::stop_job, "jobname"_a, "user"_a = py::none(), release_gil(),
+           "systemctl stop; return (status, output).")
+      .def("wait_for_job", &BaseMachine::wait_for_job, "jobname"_a, release_gil(), "Same as wait_for_unit.")
+      // files
+      .def("wait_for_file", &BaseMachine::wait_for_file, "filename"_a, default_timeout, release_gil(),
+           "Wait until the file exists in the guest.")
+      .def("copy_from_host_via_shell", &BaseMachine::copy_from_host_via_shell, "source"_a, "target"_a, release_gil(),
+           "Copy a host file into the guest through the shell (no shared directory needed).")
+      .def("copy_from_host", &BaseMachine::copy_from_host, "source"_a, "target"_a, release_gil(),
+           "Copy a host file or directory into the guest through the shared directory.")
+      .def("copy_from_vm", &BaseMachine::copy_from_vm, "source"_a, "target_dir"_a = "", release_gil(),
+           "Copy a guest file or directory to out_dir/target_dir through the shared directory.")
+      .def("copy_from_machine", &BaseMachine::copy_from_vm, "source"_a, "target_dir"_a = "", release_gil(),
+           "Upstream's name for copy_from_vm.")
+      // ports
+      .def("wait_for_open_port", &BaseMachine::wait_for_open_port, "port"_a, "addr"_a = "localhost", default_timeout,
+           release_gil(), "Wait until a TCP port accepts connections in the guest.")
+      .def("wait_for_closed_port", &BaseMachine::wait_for_closed_port, "port"_a, "addr"_a = "localhost",
+           default_timeout, release_gil(), "Wait until a TCP port refuses connections in the guest.")
+      .def("wait_for_open_unix_socket", &BaseMachine::wait_for_open_unix_socket, "path"_a, "is_datagram"_a = false,
+           default_timeout, release_gil(), "Wait until a Unix socket accepts connections.")
+      // TTYs, X11
+      .def("get_tty_text", &BaseMachine::get_tty_text, "tty"_a, release_gil(), "The text on virtual terminal ttyN.")
+      .def("wait_until_tty_matches", &BaseMachine::wait_until_tty_matches, "tty"_a, "regexp"_a, default_timeout,
+           release_gil(), "Wait until the text on ttyN matches regexp.")
+      .def("dump_tty_contents", &BaseMachine::dump_tty_contents, "tty"_a, release_gil(),
+           "Debugging: write the contents of ttyN to the guest's journal.")
+      .def("wait_for_x", &BaseMachine::wait_for_x, default_timeout, release_gil(),
+           "Wait until the X server accepts connections.")
+      .def("get_window_names", &BaseMachine::get_window_names, release_gil(), "Names of the X11 windows.")
+      .def("wait_for_window", &BaseMachine::wait_for_window, "regexp"_a, default_timeout, release_gil(),
+           "Wait until an X11 window whose name matches regexp exists.");
+}
+
+void bind_qemu_machine(py::module_& m) {
+  using td::Machine;
+  const auto default_timeout = "timeout"_a = td::kDefaultTimeout;
+  py::class_<Machine, td::BaseMachine, std::shared_ptr<Machine>>(
+      m, "Machine", "A handle to the machine with this name, that also manages its lifecycle.")
+      .def(py::init([](std::filesystem::path out_dir, std::filesystem::path tmp_dir,
+                       std::shared_ptr<td::StartCommand> start_command, std::string name, bool keep_vm_state,
+                       bool allow_reboot, py::object callbacks) {
+             Machine::Options o;
+             o.out_dir = std::move(out_dir);
+             o.tmp_dir = std::move(tmp_dir);
+             o.start_command = std::move(start_command);
+             o.name = std::move(name);
+             o.keep_vm_state = keep_vm_state;
+             o.allow_reboot = allow_reboot;
+             if (!callbacks.is_none())
+               for (auto c : callbacks) o.callbacks.push_back(to_callback(c.cast<py::function>()));
+             return std::make_shared<Machine>(std::move(o));
+           }),
+           "out_dir"_a, "tmp_dir"_a, "start_command"_a, "name"_a = "machine", "keep_vm_state"_a = false,
+           "allow_reboot"_a = false, "callbacks"_a = py::none())
+      .def("__repr__", [](const Machine& machine) { return "<Machine '" + machine.name() + "'>"; })
+      .def_static("create_startcommand", &make_legacy_start_command, "args"_a,
+                  "The legacy start command from create_machine args.")
+      .def_property_readonly("monitor_path", &Machine::monitor_path)
+      .def_property_readonly("shell_path", &Machine::shell_path)
+      .def_property_readonly("qmp_path", &Machine::qmp_path)
+      .def_property_readonly("start_command", &Machine::start_command)
+      .def_property_readonly("keep_vm_state", &Machine::keep_vm_state)
+      .def_property("allow_reboot", &Machine::allow_reboot, &Machine::set_allow_reboot)
+      .def_property_readonly("pid", &Machine::pid)
+      .def("start", py::overload_cast<std::optional<bool>>(&Machine::start), "allow_reboot"_a = py::none(),
+           release_gil(), "Start QEMU and wait for its monitor; does not wait for the guest to boot.")
+      .def("cleanup_statedir", &Machine::cleanup_statedir, "Delete the VM state directory.")
+      // the monitor and QMP
+      .def("wait_for_monitor_prompt", &Machine::wait_for_monitor_prompt, release_gil(),
+           "Read the monitor until its prompt; return what was read.")
+      .def("send_monitor_command", &Machine::send_monitor_command, "command"_a, release_gil(),
+           "Send a command to QEMU's human monitor; return its reply.")
+      .def("qmp_command", &Machine::qmp_command, "command"_a, "arguments"_a = py::none(), release_gil(),
+           "Send a QMP command; return its result. Raises QMPAPIError for an error reply.")
+      .def(
+          "wait_for_qmp_event",
+          [](Machine& machine, py::function event_filter, td::Duration timeout) {
+            // Any truthy value accepts the event, as in Python.
+            auto filter = [event_filter](const td::Json& event) {
+              py::gil_scoped_acquire gil;
+              return py::bool_(event_filter(py::cast(event))).cast<bool>();
+            };
+            py::gil_scoped_release release;
+            return machine.wait_for_qmp_event(filter, timeout);
+          },
+          "event_filter"_a, "timeout"_a = Machine::kQmpEventTimeout,
+          "Wait for a QMP event that event_filter(event_dict) accepts (earlier events count); return it.")
+      // the serial console
+      .def("get_console_log", &Machine::console_log, release_gil(),
+           "Everything the serial console printed since the machine started.")
+      .def("wait_for_console_text", &Machine::wait_for_console_text, "regex"_a, "timeout"_a = py::none(), release_gil(),
+           "Wait until the serial console output not yet consumed by an earlier call matches regex (re.search over "
+           "the lines joined with newlines).")
+      .def("send_console", &Machine::send_console, "chars"_a, release_gil(),
+           "Write characters to the guest's serial console (QEMU's stdin).")
+      .def("console_interact", &Machine::console_interact, release_gil(),
+           "Forward the terminal's input to the guest's serial console until Ctrl-D (interactive use only).")
+      // network
+      .def("forward_port", &Machine::forward_port, "host_port"_a = 8080, "guest_port"_a = 80, release_gil(),
+           "Forward a TCP port of the host (127.0.0.1) to one of the guest.")
+      .def("block", &Machine::block, release_gil(), "Cut the first VLAN interface (eth1) off.")
+      .def("unblock", &Machine::unblock, release_gil(), "Reconnect the first VLAN interface (eth1).")
+      // keyboard
+      .def("send_key", &Machine::send_key, "key"_a, "delay"_a = 0.01, "log"_a = true, release_gil(),
+           "Press a key (a QEMU sendkey name, or a character of CHAR_TO_KEY).")
+      .def("send_chars", &Machine::send_chars, "chars"_a, "delay"_a = 0.01, release_gil(),
+           "Type characters with send_key.")
+      .def("shell_interact", &Machine::shell_interact, release_gil(),
+           "Connect the terminal to the guest's root shell (test development only).")
+      .def("reboot", &Machine::reboot, release_gil(), "Press Ctrl+Alt+Delete; the shell reconnects on next use.")
+      // screen
+      .def("screenshot", &Machine::screenshot, "filename"_a, release_gil(),
+           "Save a PNG of the screen: out_dir/<name>.png for a bare word, else the given path.")
+      .def("get_screen_text_variants", &Machine::get_screen_text_variants, release_gil(),
+           "The screen's text as read by OCR with each tesseract model.")
+      .def("get_screen_text", &Machine::get_screen_text, release_gil(), "The screen's text as read by OCR.")
+      .def("wait_for_text", &Machine::wait_for_text, "regex"_a, default_timeout, release_gil(),
+           "Wait until OCR finds regex on the screen.");
+  m.attr("CHAR_TO_KEY") = td::char_to_key();
+}
+
+}  // namespace
+
+void bind_machines(py::module_& m) {
+  m.attr("DEFAULT_TIMEOUT") = td::kDefaultTimeout;
+  bind_base_machine(m);
+  bind_qemu_machine(m);
+}
+
+}  // namespace td_bindings

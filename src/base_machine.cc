@@ -1,0 +1,125 @@
+// BaseMachine: commands in the root shell, their waits, and logging.
+#include "test_driver/base_machine.h"
+
+#include <fmt/format.h>
+
+#include "test_driver/errors.h"
+#include "test_driver/retry.h"
+#include "test_driver/shell_protocol.h"
+#include "test_driver/shell_session.h"
+#include "test_driver/shell_words.h"
+
+namespace td {
+namespace {
+
+// How much longer than the guest-side bound the driver waits for a reply.
+constexpr Duration kHostTimeoutMargin{60.0};
+// The shortest guest-side timeout a wait's last try gets.
+constexpr Duration kShortestTry{0.01};
+
+}  // namespace
+
+void BaseMachine::log(const std::string& message) { rootlog().log(message, {{"machine", name()}}); }
+
+void BaseMachine::log_serial(const std::string& message) { rootlog().log_serial(message, name()); }
+
+std::unique_ptr<Logger::Nest> BaseMachine::nested(const std::string& message, const LogAttributes& attributes) {
+  LogAttributes all{{"machine", name()}};
+  all.insert(all.end(), attributes.begin(), attributes.end());
+  return std::make_unique<Logger::Nest>(rootlog(), message, all);
+}
+
+void BaseMachine::run_callbacks() {
+  for (auto& callback : setup_.callbacks) callback();
+}
+
+Deadline BaseMachine::host_deadline(Deadline guest_deadline) { return guest_deadline.extended_by(kHostTimeoutMargin); }
+
+std::pair<int, std::string> BaseMachine::execute(const std::string& command, bool check_return,
+                                                 std::optional<Duration> timeout, bool check_output) {
+  return run_command(command, {.check_return = check_return, .timeout = timeout, .check_output = check_output});
+}
+
+std::pair<int, std::string> BaseMachine::run_command(const std::string& command, const CommandOptions& options) {
+  std::lock_guard lock(mutex_);
+  run_callbacks();
+  connect();
+  if (options.timeout && options.timeout->seconds() <= 0)
+    throw Error(fmt::format("timeout must be positive, got {}", options.timeout->to_string()));
+  // The command reaches the guest's bash as one quoted word either way, so
+  // that no quote, comment or parenthesis in it can leave bash waiting for
+  // more input (the reference hung there when there was no timeout).
+  std::string wrapped = options.timeout
+                            ? fmt::format("timeout {} sh -c {}", options.timeout->to_string(), shell_quote(command))
+                            : "eval " + bash_ansi_c_quote(command);
+  ShellCommand request;
+  request.description = command;
+  request.line = shell_command_line(wrapped, options.check_output, options.check_return);
+  // Input follows the command line on the shell's stdin (bash reads its
+  // script byte by byte, so the bytes after the newline are the command's).
+  request.line += options.input;
+  request.has_status = options.check_return;
+  if (options.timeout)
+    request.deadline = host_deadline(Deadline::after(*options.timeout));
+  else if (options.probe_until)
+    request.deadline = *options.probe_until;
+  ShellResult result = session().run(request);
+  if (!options.check_return) return {-1, std::move(result.output)};
+  if (!options.check_output) return {-2, ""};
+  return {result.status, std::move(result.output)};
+}
+
+std::string BaseMachine::succeed(const std::vector<std::string>& commands, std::optional<Duration> timeout) {
+  std::string output;
+  for (const auto& command : commands) {
+    auto nest = nested("must succeed: " + command);
+    auto [status, out] = run_command(command, {.timeout = timeout});
+    if (status != 0) {
+      log("output: " + out);
+      throw RequestedAssertionFailed(fmt::format("command `{}` failed (exit code {})", command, status));
+    }
+    output += out;
+  }
+  return output;
+}
+
+std::string BaseMachine::fail(const std::vector<std::string>& commands, std::optional<Duration> timeout) {
+  std::string output;
+  for (const auto& command : commands) {
+    auto nest = nested("must fail: " + command);
+    auto [status, out] = run_command(command, {.timeout = timeout});
+    if (status == 0) throw RequestedAssertionFailed(fmt::format("command `{}` unexpectedly succeeded", command));
+    output += out;
+  }
+  return output;
+}
+
+std::string BaseMachine::wait_until(Want want, const std::string& command, Duration timeout) {
+  // Each try is bounded by the wait's timeout, which `timeout 0` would lift.
+  if (timeout.seconds() <= 0) throw Error(fmt::format("timeout must be positive, got {}", timeout.to_string()));
+  auto nest = nested((want == Want::kSuccess ? "waiting for success: " : "waiting for failure: ") + command);
+  auto deadline = Deadline::after(timeout);
+  std::string output;
+  retry_until(
+      [&](bool) {
+        // Each try is killed in the guest when the wait's time is up.
+        Duration per_try = std::max(deadline.remaining(), kShortestTry);
+        auto [status, out] = run_command(command, {.timeout = per_try});
+        output = std::move(out);
+        return (status == 0) == (want == Want::kSuccess);
+      },
+      deadline, timeout);
+  return output;
+}
+
+std::string BaseMachine::wait_until_succeeds(const std::string& command, Duration timeout) {
+  return wait_until(Want::kSuccess, command, timeout);
+}
+
+std::string BaseMachine::wait_until_fails(const std::string& command, Duration timeout) {
+  return wait_until(Want::kFailure, command, timeout);
+}
+
+void BaseMachine::sleep(double seconds) { succeed({fmt::format("sleep {}", seconds)}); }
+
+}  // namespace td

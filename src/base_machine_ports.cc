@@ -1,0 +1,57 @@
+// BaseMachine: TCP ports and Unix sockets, probed in the guest.
+#include <fmt/format.h>
+
+#include "test_driver/base_machine.h"
+#include "test_driver/retry.h"
+#include "test_driver/shell_words.h"
+
+namespace td {
+
+namespace {
+
+// A connection to the guest itself is refused or accepted at once; one to
+// another host can hang until TCP gives up (minutes), so it keeps the
+// reference's guest-side `timeout`.
+bool is_loopback(const std::string& addr) { return addr == "localhost" || addr == "127.0.0.1" || addr == "::1"; }
+
+}  // namespace
+
+// bash's /dev/tcp starts no process in the guest; nc -z (the reference's
+// probe) costs ~60 ms under TCG. Bash built without network redirections
+// takes /dev/tcp/… for a file name, which is what the first probe asks.
+bool BaseMachine::port_is_open(int port, const std::string& addr, Deadline deadline) {
+  if (!is_loopback(addr)) return execute(fmt::format("nc -z {} {}", shell_quote(addr), port)).first == 0;
+  if (!bash_has_dev_tcp_) {
+    auto [status, out] = probe(
+        "m=$( { : </dev/tcp/127.0.0.1/1; } 2>&1 ) || true; [[ $m != *'No such file or directory'* ]]", deadline);
+    bash_has_dev_tcp_ = status == 0;
+  }
+  std::string command = *bash_has_dev_tcp_ ? fmt::format(": </dev/tcp/{}/{} 2>/dev/null", shell_quote(addr), port)
+                                           : fmt::format("nc -z {} {}", shell_quote(addr), port);
+  return probe(command, deadline).first == 0;
+}
+
+void BaseMachine::wait_for_open_port(int port, const std::string& addr, Duration timeout) {
+  auto nest = nested(fmt::format("waiting for TCP port {} on {}", port, addr));
+  auto wait_deadline = Deadline::after(timeout);
+  auto deadline = host_deadline(wait_deadline);
+  retry_until([&](bool) { return port_is_open(port, addr, deadline); }, wait_deadline, timeout);
+}
+
+void BaseMachine::wait_for_closed_port(int port, const std::string& addr, Duration timeout) {
+  // The reference forgot to format this message ("TCP port {} to be closed").
+  auto nest = nested(fmt::format("waiting for TCP port {} on {} to be closed", port, addr));
+  auto wait_deadline = Deadline::after(timeout);
+  auto deadline = host_deadline(wait_deadline);
+  retry_until([&](bool) { return !port_is_open(port, addr, deadline); }, wait_deadline, timeout);
+}
+
+void BaseMachine::wait_for_open_unix_socket(const std::string& path, bool is_datagram, Duration timeout) {
+  auto nest = nested(fmt::format("waiting for UNIX socket {}", path));
+  std::string flags = is_datagram ? "-uU" : "-U";
+  auto wait_deadline = Deadline::after(timeout);
+  auto deadline = host_deadline(wait_deadline);
+  retry_until([&](bool) { return probe(fmt::format("nc -z {} {}", flags, shell_quote(path)), deadline).first == 0; }, wait_deadline, timeout);
+}
+
+}  // namespace td
