@@ -255,24 +255,13 @@ py::dict test_symbols(py::object self) {
   return symbols;
 }
 
-void register_exceptions(py::module_& m) {
-  py::object error = py::module_::import("builtins").attr("type")("Error", py::make_tuple(py::handle(PyExc_Exception)),
-                                                                   py::dict("__module__"_a = "test_driver.errors"));
-  auto subclass = [&](const char* name, py::tuple bases) {
-    return py::module_::import("builtins").attr("type")(name, bases, py::dict("__module__"_a = "test_driver.errors"));
-  };
-  py::object machine_error = subclass("MachineError", py::make_tuple(error));
-  py::object assertion = subclass("RequestedAssertionFailed", py::make_tuple(py::handle(PyExc_AssertionError), error));
-  py::object polling = subclass("PollingConditionFailed", py::make_tuple(error));
-  py::object qmp = subclass("QMPAPIError", py::make_tuple(error));
-  m.attr("QMPAPIError") = qmp;
-  m.attr("Error") = error;
-  m.attr("MachineError") = machine_error;
-  m.attr("RequestedAssertionFailed") = assertion;
-  m.attr("PollingConditionFailed") = polling;
+// The core's errors raise the classes of test_driver.errors (plain Python).
+void register_exceptions() {
+  py::module_ errors = py::module_::import("test_driver.errors");
   // Kept alive for the process's lifetime, as the translator may run at exit.
-  static PyObject* classes[5] = {error.release().ptr(), machine_error.release().ptr(), assertion.release().ptr(),
-                                 polling.release().ptr(), qmp.release().ptr()};
+  auto keep = [&](const char* name) { return py::object(errors.attr(name)).release().ptr(); };
+  static PyObject* classes[5] = {keep("Error"), keep("MachineError"), keep("RequestedAssertionFailed"),
+                                 keep("PollingConditionFailed"), keep("QMPAPIError")};
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
@@ -297,7 +286,7 @@ void register_exceptions(py::module_& m) {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "The C++ core of the NixOS test driver.";
-  register_exceptions(m);
+  register_exceptions();
 
   // Ctrl-C must cut blocking waits short: let Python's signal handling wake
   // them through the core's interrupt pipe, unless someone else uses the
