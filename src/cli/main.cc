@@ -167,13 +167,12 @@ Config load_config(const std::string& path) {
   return config;
 }
 
+// Without the frames of the package (which runs the script now).
 std::string format_exception(const py::error_already_set& e) {
-  py::module_ traceback = py::module_::import("traceback");
-  // trace() is null for an exception raised outside any Python frame (a
-  // SyntaxError from compile(), an error from the Driver's constructor).
+  // trace() is null for an exception raised outside any Python frame (an
+  // error from the Driver's constructor).
   py::object trace = e.trace() ? py::reinterpret_borrow<py::object>(e.trace()) : py::none();
-  py::list lines = traceback.attr("format_exception")(e.type(), e.value(), trace);
-  return py::str("").attr("join")(lines).cast<std::string>();
+  return py::module_::import("test_driver.logger").attr("format_exception")(e.type(), e.value(), trace).cast<std::string>();
 }
 
 }  // namespace
