@@ -18,7 +18,13 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Callable, Literal, overload
 
-__all__ = ["Driver", "PollingConditionScope", "get_tmp_dir"]
+__all__ = ["Driver", "GlobalTimeout", "PollingConditionScope", "get_tmp_dir"]
+
+
+class GlobalTimeout(BaseException):
+    """The run took longer than its global timeout (--global-timeout): raised
+    by the command line's SIGALRM handler. A BaseException, like
+    KeyboardInterrupt, so that `except Exception` in a script cannot swallow it."""
 
 
 class PollingConditionScope:
