@@ -1,13 +1,12 @@
 // test_driver._core: the Python face of the C++ core. This layer converts
 // types, releases the GIL around every blocking call, translates errors and
-// attaches docstrings; the submodules in python/test_driver re-export it
-// under the reference's module names.
+// attaches docstrings. The script runtime (the test script's symbols,
+// subtests, polling_condition, the command line's work) is plain Python in
+// python/test_driver, built on these primitives.
 #include <pybind11/functional.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 #include <pybind11/stl/filesystem.h>
-
-#include <csignal>
 
 #include "test_driver/driver.h"
 #include "test_driver/errors.h"
@@ -34,80 +33,6 @@ namespace {
 
 using release_gil = py::call_guard<py::gil_scoped_release>;
 
-// The exception that last left a subtest (its id): it is that subtest's
-// failure, not also one of "main" when it goes on to end the script.
-uintptr_t escaped_from_subtest = 0;
-
-// Records an exception on the JUnit report's current case (a subtest, else
-// "main"): an Exception as a <failure>, another BaseException (Ctrl-C, the
-// global timeout) as an <error>; SystemExit(0) is none. No report, no-op.
-void record_exception(const py::handle& type, const py::handle& value, const py::handle& trace,
-                      const py::object& message = py::none()) {
-  if (type.is_none() || !td::rootlog().has_junit()) return;
-  if (!td::rootlog().in_subtest() && reinterpret_cast<uintptr_t>(value.ptr()) == escaped_from_subtest) return;
-  if (PyObject_IsSubclass(type.ptr(), PyExc_SystemExit) == 1) {
-    py::object code = py::getattr(value, "code", py::none());
-    if (code.is_none() || (py::isinstance<py::int_>(code) && code.cast<long>() == 0)) return;
-  }
-  td::JUnitProblem problem;
-  problem.kind = PyObject_IsSubclass(type.ptr(), PyExc_Exception) == 1 ? td::JUnitProblem::Kind::failure
-                                                                       : td::JUnitProblem::Kind::error;
-  problem.type = py::str(type.attr("__name__"));
-  problem.message = message.is_none() ? std::string(py::str(value)) : std::string(py::str(message));
-  if (problem.message.empty()) problem.message = problem.type;
-  py::list lines = py::module_::import("traceback").attr("format_exception")(type, value, trace);
-  problem.details = py::str("").attr("join")(lines).cast<std::string>();
-  td::rootlog().record_problem(problem);
-}
-
-// `with subtest(name):` logs a failure inside the nest and re-raises it; a
-// case of the JUnit report (--junit-xml).
-struct Subtest {
-  std::string name;
-  void enter() { td::rootlog().begin_subtest(name); }
-  bool exit(const py::object& type, const py::object& value, const py::object& trace) {
-    if (!type.is_none() && PyObject_IsSubclass(type.ptr(), PyExc_Exception) == 1)
-      td::rootlog().error("Test \"" + name + "\" failed with error: \"" + py::str(value).cast<std::string>() + "\"");
-    if (!type.is_none()) {
-      record_exception(type, value, trace);
-      escaped_from_subtest = reinterpret_cast<uintptr_t>(value.ptr());
-    }
-    td::rootlog().end_subtest();
-    return false;
-  }
-};
-
-// The object `@polling_condition` makes of a function: a context manager
-// that keeps the condition in force while the block runs.
-struct PollingConditionScope {
-  td::Driver* driver;
-  std::shared_ptr<td::PollingCondition> condition;
-  void enter() { driver->push_polling_condition(condition); }
-  void exit() { driver->pop_polling_condition(condition); }
-};
-
-std::shared_ptr<td::PollingCondition> make_polling_condition(py::function f, double seconds_interval,
-                                                             const py::object& description) {
-  std::string text;
-  if (!description.is_none())
-    text = py::str(description);
-  else if (py::hasattr(f, "__doc__") && !f.attr("__doc__").is_none() && py::len(f.attr("__doc__")) > 0)
-    text = py::str(f.attr("__doc__"));
-  else
-    text = py::str(py::getattr(f, "__name__", py::repr(f)));
-  auto condition = [f = std::move(f)]() -> bool {
-    py::gil_scoped_acquire gil;
-    try {
-      py::object result = f();
-      return result.is_none() || py::bool_(result);
-    } catch (py::error_already_set& e) {
-      if (e.matches(PyExc_Exception)) return false;  // as the reference: an exception means "failed"
-      throw;
-    }
-  };
-  return std::make_shared<td::PollingCondition>(condition, seconds_interval, text);
-}
-
 
 // The core sets QEMU_VDE_SOCKET_<nr> in the process environment; mirror it
 // in os.environ, which Python only reads at start-up.
@@ -116,70 +41,13 @@ void mirror_vlan_environment(const td::VLan& v) {
       v.socket_dir().string();
 }
 
-py::dict test_symbols(py::object self) {
-  auto& driver = self.cast<td::Driver&>();
-  py::module_ os = py::module_::import("os");
-  py::module_ machine_module = py::module_::import("test_driver.machine");
-  py::dict symbols;
-  symbols["start_all"] = self.attr("start_all");
-  symbols["test_script"] = self.attr("test_script");
-  symbols["machines"] = self.attr("machines");
-  symbols["vlans"] = self.attr("vlans");
-  symbols["driver"] = self;
-  symbols["log"] = py::module_::import("test_driver.logger").attr("rootlog");
-  symbols["os"] = os;
-  symbols["create_machine"] = self.attr("create_machine");
-  symbols["subtest"] = self.attr("subtest");
-  symbols["run_tests"] = self.attr("run_tests");
-  symbols["join_all"] = self.attr("join_all");
-  symbols["retry"] = machine_module.attr("retry");
-  symbols["serial_stdout_off"] = self.attr("serial_stdout_off");
-  symbols["serial_stdout_on"] = self.attr("serial_stdout_on");
-  symbols["polling_condition"] = self.attr("polling_condition");
-  symbols["Machine"] = machine_module.attr("Machine");
-  // Beside the reference's names, upstream's newer ones.
-  symbols["t"] = py::module_::import("test_driver.assertions").attr("t");
-  symbols["machines_qemu"] = self.attr("machines");
-  symbols["QemuMachine"] = machine_module.attr("Machine");
-  symbols["BaseMachine"] = machine_module.attr("Machine");
-  std::string general;
-  for (auto item : symbols) general += (general.empty() ? "" : ", ") + py::str(item.first).cast<std::string>();
-  std::string machine_names, vlan_names;
-  py::list machines = symbols["machines"];
-  for (auto m : machines) {
-    std::string name = m.cast<td::Machine&>().name();
-    symbols[py::str(name)] = m;
-    machine_names += (machine_names.empty() ? "" : ", ") + name;
-  }
-  if (driver.machines().size() == 1) symbols["machine"] = machines[0];
-  py::list vlans = symbols["vlans"];
-  for (auto v : vlans) {
-    std::string name = "vlan" + std::to_string(v.cast<td::VLan&>().nr());
-    symbols[py::str(name)] = v;
-    vlan_names += (vlan_names.empty() ? "" : ", ") + name;
-  }
-  py::print("additionally exposed symbols:\n    " + machine_names + ",\n    " + vlan_names + ",\n    " + general);
-  return symbols;
-}
-
-void register_exceptions(py::module_& m) {
-  py::object error = py::module_::import("builtins").attr("type")("Error", py::make_tuple(py::handle(PyExc_Exception)),
-                                                                   py::dict("__module__"_a = "test_driver.errors"));
-  auto subclass = [&](const char* name, py::tuple bases) {
-    return py::module_::import("builtins").attr("type")(name, bases, py::dict("__module__"_a = "test_driver.errors"));
-  };
-  py::object machine_error = subclass("MachineError", py::make_tuple(error));
-  py::object assertion = subclass("RequestedAssertionFailed", py::make_tuple(py::handle(PyExc_AssertionError), error));
-  py::object polling = subclass("PollingConditionFailed", py::make_tuple(error));
-  py::object qmp = subclass("QMPAPIError", py::make_tuple(error));
-  m.attr("QMPAPIError") = qmp;
-  m.attr("Error") = error;
-  m.attr("MachineError") = machine_error;
-  m.attr("RequestedAssertionFailed") = assertion;
-  m.attr("PollingConditionFailed") = polling;
+// The core's errors raise the classes of test_driver.errors (plain Python).
+void register_exceptions() {
+  py::module_ errors = py::module_::import("test_driver.errors");
   // Kept alive for the process's lifetime, as the translator may run at exit.
-  static PyObject* classes[5] = {error.release().ptr(), machine_error.release().ptr(), assertion.release().ptr(),
-                                 polling.release().ptr(), qmp.release().ptr()};
+  auto keep = [&](const char* name) { return py::object(errors.attr(name)).release().ptr(); };
+  static PyObject* classes[5] = {keep("Error"), keep("MachineError"), keep("RequestedAssertionFailed"),
+                                 keep("PollingConditionFailed"), keep("QMPAPIError")};
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
@@ -234,7 +102,7 @@ std::shared_ptr<td::LegacyStartCommand> make_legacy_start_command(const py::dict
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "The C++ core of the NixOS test driver.";
-  register_exceptions(m);
+  register_exceptions();
 
   // Ctrl-C must cut blocking waits short: let Python's signal handling wake
   // them through the core's interrupt pipe, unless someone else uses the
@@ -263,6 +131,7 @@ PYBIND11_MODULE(_core, m) {
       });
   py::class_<td::Logger, std::unique_ptr<td::Logger, py::nodelete>>(m, "Logger",
                                                                     "The driver's log: terminal and XML log file.")
+      .def(py::init([] { return &td::rootlog(); }), "A handle on the process-wide log (there is one).")
       .def("log", [](td::Logger& l, const std::string& msg, py::object attrs) { l.log(msg, to_attributes(attrs)); },
            "message"_a, "attributes"_a = py::none(), "Log a line.")
       .def("info", [](td::Logger& l, const std::string& msg, py::object attrs) { l.info(msg, to_attributes(attrs)); },
@@ -287,14 +156,31 @@ PYBIND11_MODULE(_core, m) {
                             const std::string& suite_name) { l.open_junit(path, suite_name); },
            "path"_a, "suite_name"_a = td::JUnitReport::kDefaultSuiteName,
            "Start a JUnit XML report (one case per subtest), written to path by close().")
+      .def_property_readonly("has_junit", &td::Logger::has_junit, "Whether a JUnit report is attached.")
+      .def("begin_subtest", &td::Logger::begin_subtest, "name"_a,
+           "Open a subtest: a nest in the log, and a case of the JUnit report.")
+      .def("end_subtest", &td::Logger::end_subtest, "Close the innermost subtest.")
+      .def_property_readonly("in_subtest", &td::Logger::in_subtest,
+                             "Whether the JUnit report has a subtest open (a problem would go to it, not to 'main').")
       .def(
-          "record_failure",
-          [](td::Logger&, py::object error, py::object message) {
-            record_exception(py::type::handle_of(error), error, py::getattr(error, "__traceback__", py::none()),
-                             message);
+          "record_problem",
+          [](td::Logger& l, const std::string& kind, std::string type, std::string message, std::string details) {
+            td::JUnitProblem problem;
+            if (kind == "failure")
+              problem.kind = td::JUnitProblem::Kind::failure;
+            else if (kind == "error")
+              problem.kind = td::JUnitProblem::Kind::error;
+            else
+              throw py::value_error("kind must be 'failure' or 'error', not '" + kind + "'");
+            problem.type = std::move(type);
+            problem.message = std::move(message);
+            problem.details = std::move(details);
+            l.record_problem(problem);
           },
-          "error"_a, "message"_a = py::none(),
-          "Record an exception on the JUnit report's current case (the open subtest, else 'main').")
+          "kind"_a, "type"_a, "message"_a, "details"_a = "",
+          "Record a 'failure' or an 'error' (type: a class name; details: a traceback) on the JUnit report's "
+          "current case (the open subtest, else 'main'); the first of a case is kept, later ones add a line to "
+          "its details. Nothing without a report.")
       .def("nested",
            [](td::Logger&, const std::string& msg, py::object attrs) { return LogNest{msg, to_attributes(attrs)}; },
            "message"_a, "attributes"_a = py::none(),
@@ -303,7 +189,6 @@ PYBIND11_MODULE(_core, m) {
       .def("open", &td::Logger::open, "path"_a, "Start a new XML log at path.")
       .def_property("_print_serial_logs", &td::Logger::print_serial, &td::Logger::set_print_serial,
                     "Whether serial console lines are printed on the terminal.");
-  m.attr("rootlog") = py::cast(&td::rootlog(), py::return_value_policy::reference);
 
   // --- retry
   m.def(
@@ -324,10 +209,8 @@ PYBIND11_MODULE(_core, m) {
   // --- polling conditions
   py::class_<td::PollingCondition, std::shared_ptr<td::PollingCondition>>(m, "PollingCondition",
                                                                           "A condition that must hold while a test runs.")
-      .def(py::init([](py::function f, double interval, py::object description) {
-             return make_polling_condition(std::move(f), interval, description);
-           }),
-           "condition"_a, "seconds_interval"_a = 2.0, "description"_a = py::none())
+      .def(py::init<std::function<bool()>, double, std::string>(), "condition"_a, "seconds_interval"_a,
+           "description"_a, "condition() returns whether it holds; it is called with the GIL held.")
       .def("check", &td::PollingCondition::check, release_gil(), "Run the condition if due; True when it holds.")
       .def("maybe_raise", &td::PollingCondition::maybe_raise, release_gil(),
            "Run the condition if due; raise PollingConditionFailed when it does not hold.")
@@ -337,13 +220,6 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("entered", &td::PollingCondition::entered)
       .def_property_readonly("seconds_interval", &td::PollingCondition::seconds_interval)
       .def_property_readonly("description", &td::PollingCondition::description);
-  py::class_<PollingConditionScope>(m, "PollingConditionScope", "A polling condition in force inside a with block.")
-      .def_readonly("condition", &PollingConditionScope::condition)
-      .def("__enter__", &PollingConditionScope::enter)
-      .def("__exit__", [](PollingConditionScope& s, py::args) {
-        s.exit();
-        return false;
-      });
 
   // --- start commands
   py::class_<td::StartCommand, std::shared_ptr<td::StartCommand>>(m, "StartCommand",
@@ -404,13 +280,10 @@ PYBIND11_MODULE(_core, m) {
       .def("stop", &td::VLan::stop, release_gil(), "Stop the switch.");
 
   // --- the driver
-  py::class_<Subtest>(m, "Subtest", "`with subtest(name):` groups log lines and logs a failure.")
-      .def("__enter__", &Subtest::enter)
-      .def("__exit__", &Subtest::exit);
   m.def("get_tmp_dir", &td::get_tmp_dir, "The driver's temporary directory ($TMPDIR, $TEMP, $TMP or /tmp).");
-  py::class_<td::Driver, std::shared_ptr<td::Driver>>(m, "Driver", py::dynamic_attr(),
-                                                      "A handle to the driver that sets up the environment and runs "
-                                                      "the tests.")
+  py::class_<td::Driver, std::shared_ptr<td::Driver>>(m, "Driver",
+                                                      "The core of test_driver.driver.Driver: the machines, VLANs "
+                                                      "and polling conditions of one run.")
       .def(py::init([](py::object start_scripts, py::object vlans, std::string tests, std::filesystem::path out_dir,
                        bool keep_vm_state) {
              std::vector<std::string> scripts;
@@ -445,67 +318,15 @@ PYBIND11_MODULE(_core, m) {
       .def("join_all", &td::Driver::join_all, release_gil(), "Wait for all machines to shut down.")
       .def("serial_stdout_on", &td::Driver::serial_stdout_on, "Print serial console lines on the terminal.")
       .def("serial_stdout_off", &td::Driver::serial_stdout_off, "Do not print serial console lines on the terminal.")
-      .def("check_polling_conditions", &td::Driver::check_polling_conditions, release_gil())
-      .def("subtest", [](td::Driver&, std::string name) { return Subtest{std::move(name)}; }, "name"_a,
-           "Context manager grouping the log of a named subtest.")
-      .def("test_symbols", &test_symbols, "The symbols a test script sees.")
-      .def(
-          "test_script",
-          [](py::object self) {
-            auto& driver = self.cast<td::Driver&>();
-            LogNest nest{"run the VM test script", {}};
-            nest.enter();
-            try {
-              py::dict symbols = test_symbols(self);
-              py::object filename = py::getattr(self, "_script_path", py::str("<test script>"));
-              py::object code = py::module_::import("builtins").attr("compile")(driver.tests(), filename, "exec");
-              py::module_::import("builtins").attr("exec")(code, symbols);
-            } catch (py::error_already_set& e) {
-              record_exception(e.type(), e.value(), e.trace() ? py::handle(e.trace()) : py::handle(py::none()));
-              nest.exit();
-              throw;
-            } catch (...) {
-              nest.exit();
-              throw;
-            }
-            nest.exit();
-          },
-          "Run the test script.")
-      .def(
-          "run_tests",
-          [](py::object self) {
-            self.attr("test_script")();
-            auto& driver = self.cast<td::Driver&>();
-            py::gil_scoped_release release;
-            driver.sync_all();
-          },
-          "Run the test script, then sync every machine that is up.")
-      .def(
-          "create_machine",
-          [](td::Driver& d, py::dict args) {
-            std::map<std::string, std::string> strings;
-            for (auto item : args)
-              if (!item.second.is_none() && !py::isinstance<py::bool_>(item.second))
-                strings[py::str(item.first)] = py::str(item.second);
-            bool keep = args.contains("keep_vm_state") && py::bool_(args["keep_vm_state"]);
-            bool reboot = args.contains("allow_reboot") && py::bool_(args["allow_reboot"]);
-            if (args.contains("hda") && py::isinstance<py::tuple>(args["hda"])) {
-              strings["hda"] = py::str(args["hda"].cast<py::tuple>()[0]);
-              strings["hdaInterface"] = py::str(args["hda"].cast<py::tuple>()[1]);
-            }
-            py::gil_scoped_release release;
-            return d.create_machine(strings, keep, reboot);
-          },
-          "args"_a, "Legacy: create a machine from a dict of options.")
-      .def(
-          "polling_condition",
-          [](td::Driver& d, py::object fun, double seconds_interval, py::object description) -> py::object {
-            auto make = [&d, seconds_interval, description](py::function f) {
-              return PollingConditionScope{&d, make_polling_condition(std::move(f), seconds_interval, description)};
-            };
-            if (fun.is_none()) return py::cpp_function(make);
-            return py::cast(make(fun.cast<py::function>()));
-          },
-          "fun_"_a = py::none(), py::kw_only(), "seconds_interval"_a = 2.0, "description"_a = py::none(),
-          "Decorator: a condition that must hold inside `with <name>:` blocks, checked before commands.");
+      .def("check_polling_conditions", &td::Driver::check_polling_conditions, release_gil(),
+           "Check every polling condition that is due; raise PollingConditionFailed if one does not hold.")
+      .def("push_polling_condition", &td::Driver::push_polling_condition, "condition"_a,
+           "Put a polling condition in force (checked before each command).")
+      .def("pop_polling_condition", &td::Driver::pop_polling_condition, "condition"_a,
+           "End the polling condition put in force last, which must be `condition`.")
+      .def("sync_all", &td::Driver::sync_all, release_gil(), "Run `sync` on every machine that is up.")
+      .def("create_legacy_machine", &td::Driver::create_machine, "options"_a, "keep_vm_state"_a = false,
+           "allow_reboot"_a = false, release_gil(),
+           "create_machine()'s work: a machine from string options (startCommand, name, hda, hdaInterface, "
+           "qemuBinary, ...), cleaned up with the driver.");
 }

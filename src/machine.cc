@@ -277,7 +277,7 @@ std::string Machine::console_log() const { return serial_ ? serial_->all() : "";
 void Machine::wait_for_console_text(const TextPattern& pattern, std::optional<Duration> timeout) {
   const std::string& regex_text = pattern.text;
   auto nest = nested(fmt::format("waiting for {} to appear on console", regex_text));
-  auto deadline = Deadline::after(timeout);
+  auto deadline = Deadline::after_or_never(timeout);
   size_t seen = console_cursor_;
   for (;;) {
     if (!serial_) throw MachineError(fmt::format("{}: the machine is not running, so its console is silent", label()));
@@ -380,7 +380,7 @@ void Machine::wait_for_shutdown(std::optional<Duration> timeout) {
   if (!booted_) return;
   auto nest = nested("waiting for the VM to power off");
   bool done = false;
-  switch (channels_->loop.run(done, [] {}, {.deadline = Deadline::after(timeout), .process_exits = true})) {
+  switch (channels_->loop.run(done, [] {}, {.deadline = Deadline::after_or_never(timeout), .process_exits = true})) {
     case EventLoop::Outcome::kInterrupted:
       throw Interrupted();
     case EventLoop::Outcome::kTimedOut:

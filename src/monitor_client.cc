@@ -18,10 +18,11 @@ std::string MonitorClient::read_reply(OnClose on_close) {
   bool done = false;
   boost::system::error_code ec;
   std::array<char, 16384> chunk;
+  bool cancelled = false;
   std::function<void()> read_more = [&] {
     socket_.async_read_some(asio::buffer(chunk), [&](auto e, size_t n) {
       buffer_.append(chunk.data(), n);
-      if (e || buffer_.ends_with(kPrompt)) {
+      if (e || buffer_.ends_with(kPrompt) || cancelled) {
         ec = e;
         done = true;
       } else {
@@ -31,8 +32,9 @@ std::string MonitorClient::read_reply(OnClose on_close) {
   };
   read_more();
   EventLoop::Until until{.deadline = Deadline::after(kReplyTimeout)};
-  switch (loop_.run(done, [&] { socket_.cancel(); }, until)) {
+  switch (loop_.run(done, [&] { cancelled = true; socket_.cancel(); }, until)) {
     case EventLoop::Outcome::kInterrupted:
+      stale_ = true;
       throw Interrupted();
     case EventLoop::Outcome::kTimedOut:
       owner_.fail_channel("waiting for the monitor prompt", fmt::format("no prompt within {} seconds", kReplyTimeout.to_string()));
@@ -54,6 +56,10 @@ MonitorClient::OnClose MonitorClient::on_close_for(const std::string& command) {
 void MonitorClient::send(const std::string& command) {
   if (command.find('\n') != std::string::npos)
     throw Error(fmt::format("a monitor command must be one line, got {:?}", command));
+  if (stale_) {
+    stale_ = false;
+    read_reply(OnClose::kFail);
+  }
   boost::system::error_code ec;
   asio::write(socket_, asio::buffer(command + "\n"), ec);
   if (ec) owner_.fail_channel("sending monitor command " + command, ec.message());

@@ -72,6 +72,10 @@ Json QmpClient::read_reply(const std::string& step, bool connection_may_close) {
     if (!replies_.empty()) {
       Json reply = std::move(replies_.front());
       replies_.pop_front();
+      if (abandoned_ > 0) {
+        --abandoned_;
+        continue;
+      }
       return reply;
     }
     if (!socket_.is_open()) {
@@ -97,7 +101,13 @@ Json QmpClient::command(const std::string& name, const Json& arguments) {
   boost::system::error_code ec;
   asio::write(socket_, asio::buffer(Json(message).dump() + "\n"), ec);
   if (ec) owner_.fail_channel(step, ec.message());
-  Json reply = read_reply(step, name == "quit");
+  Json reply;
+  try {
+    reply = read_reply(step, name == "quit");
+  } catch (const Interrupted&) {
+    ++abandoned_;
+    throw;
+  }
   if (const Json* error = reply.find("error"))
     throw QmpError(fmt::format("{}: {} failed: {}: {}", label_, step, error->string_at("class"), error->string_at("desc")));
   const Json* value = reply.find("return");

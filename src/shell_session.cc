@@ -113,12 +113,13 @@ bool ShellSession::read_reply(ShellReply& reply, Deadline deadline, const std::s
   std::array<char, 256 * 1024> chunk;
   boost::system::error_code ec;
   bool done = reply.complete();
+  bool cancelled = false;
   std::function<void()> read_more = [&] {
     socket_.async_read_some(asio::buffer(chunk), [&](auto e, size_t n) {
       std::string_view piece(chunk.data(), n);
       size_t used = reply.feed(piece);
       if (used < n) buffer_.append(piece.substr(used));
-      if (e || reply.complete()) {
+      if (e || reply.complete() || cancelled) {
         ec = e;
         done = true;
       } else {
@@ -127,7 +128,8 @@ bool ShellSession::read_reply(ShellReply& reply, Deadline deadline, const std::s
     });
   };
   if (!done) read_more();
-  auto outcome = loop_.run(done, [&] { socket_.cancel(); }, {.deadline = deadline, .stop_flag = stop_flag_});
+  auto outcome = loop_.run(done, [&] { cancelled = true; socket_.cancel(); }, {.deadline = deadline, .stop_flag = stop_flag_});
+  if (reply.complete()) return true;
   if (outcome == EventLoop::Outcome::kTimedOut) return false;
   if (outcome != EventLoop::Outcome::kDone) fail_outcome(outcome, step);
   if (!reply.complete())

@@ -15,7 +15,7 @@ class Deadline {
   static Deadline at(Clock::time_point when) { return Deadline(when); }
   // `timeout` from now; never for nullopt (a wait without a timeout).
   static Deadline after(Duration timeout);
-  static Deadline after(std::optional<Duration> timeout) { return timeout ? after(*timeout) : never(); }
+  static Deadline after_or_never(std::optional<Duration> timeout) { return timeout ? after(*timeout) : never(); }
 
   bool is_never() const { return when_ == Clock::time_point::max(); }
   bool passed() const { return !is_never() && Clock::now() >= when_; }

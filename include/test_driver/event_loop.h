@@ -47,6 +47,7 @@ class EventLoop {
   // Until::process_exits watches this pidfd (duplicated).
   void watch_exit_of(int pidfd);
   void add_background_reader(BackgroundReader* reader) { readers_.push_back(reader); }
+  void remove_background_reader(BackgroundReader* reader) { std::erase(readers_, reader); }
 
   // Runs the loop until `done` is true or `until` ends the run; cancels the
   // operation (with `cancel`) unless it is done, and completes every

@@ -42,6 +42,7 @@ class MonitorClient {
   ChannelOwner& owner_;
   boost::asio::local::stream_protocol::socket socket_;
   std::string buffer_;
+  bool stale_ = false;  // an interrupted command's reply is still to come
 };
 
 }  // namespace td

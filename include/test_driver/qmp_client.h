@@ -24,6 +24,9 @@ class QmpClient : public EventLoop::BackgroundReader {
 
   // `label` starts the text of a QmpError ("machine 'server'").
   QmpClient(EventLoop& loop, ChannelOwner& owner, std::string label);
+  ~QmpClient() override { loop_.remove_background_reader(this); }
+  QmpClient(const QmpClient&) = delete;
+  QmpClient& operator=(const QmpClient&) = delete;
 
   // Connects to QEMU's QMP socket (QEMU listens on it); the error when
   // nothing listens there. Then negotiate().
@@ -59,6 +62,7 @@ class QmpClient : public EventLoop::BackgroundReader {
   bool paused_ = true;  // outside a run of the loop nothing may stay pending
   bool woken_ = false;  // a message arrived or the connection closed
   bool panicked_ = false;
+  int abandoned_ = 0;  // replies of interrupted commands, still to come and be dropped
   std::deque<Json> replies_;
   std::deque<Json> events_;  // not yet consumed by wait_for_event
   std::function<void(const Json&)> on_event_;

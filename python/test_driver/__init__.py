@@ -1,3 +1,4 @@
+# mypy: no-implicit-reexport
 """The NixOS test driver, reimplemented in C++ (test_driver._core).
 
 The submodules keep the reference's layout: test_driver.machine,
@@ -10,7 +11,14 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["generate_driver_symbols"]
+# Not typing.TYPE_CHECKING: importing typing is what this module avoids.
+# (Line 1 tells mypy that imported names are not this module's own, so
+# stubtest does not look for them at run time.)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable
+
+__all__ = ["generate_driver_symbols", "run_cli"]
 
 
 def generate_driver_symbols(path: str | os.PathLike[str] = "driver-symbols") -> list[str]:
@@ -26,3 +34,219 @@ def generate_driver_symbols(path: str | os.PathLike[str] = "driver-symbols") -> 
     with open(path, "w") as fp:
         fp.write(",".join(names))
     return names
+
+
+# C's isspace(): how the driver always split $startScripts and $vlans, and
+# what strtod() and stoi() skip.
+_C_SPACE = " \t\n\v\f\r"
+
+
+def _env_words(name: str) -> list[str]:
+    """The whitespace-separated words of an environment variable."""
+    return [os.fsdecode(w) for w in os.environb.get(name.encode(), b"").split()]
+
+
+def _env_seconds(text: str) -> float:
+    """strtod() of all of `text` (decimal or hexadecimal); -1 when that is not a number."""
+    s = text.lstrip(_C_SPACE)
+    unsigned = s[1:] if s[:1] in ("+", "-") else s
+    if not s.isascii() or "_" in s or s[-1:].isspace() or unsigned[:1] in ("+", "-"):
+        return -1.0
+    try:
+        return float.fromhex(s) if unsigned[:2].lower() == "0x" else float(s)
+    except ValueError:
+        return -1.0
+
+
+def _vlan_number(text: str) -> int | None:
+    """stoi() of all of `text`: a decimal int, else None."""
+    s = text.lstrip(_C_SPACE)
+    digits = s[1:] if s[:1] in ("+", "-") else s
+    if not digits.isascii() or not digits.isdigit():
+        return None
+    n = int(s)
+    return n if -(2**31) <= n < 2**31 else None
+
+
+def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None]) -> int:
+    """The nixos-test-driver executable once its command line is parsed
+    (src/cli/main.cc): check the options, run the test script (or
+    `run_repl(symbols)` with -I) and clean up. Returns the exit status: 2 for
+    a usage error, 1 when the script failed or timed out, 130 when it was
+    interrupted, a SystemExit's code.
+
+    `options` holds the flags by their long names (keep_vm_state,
+    interactive, start_scripts, vlans, output_directory, global_timeout,
+    config, junit_xml, log_level, generate_driver_symbols, testscript), None
+    for those not given: those come from the -c/--config file, else the
+    environment ($startScripts, $vlans, $globalTimeout, $logLevel,
+    $testScript), else the defaults.
+    """
+    import sys
+    import time
+
+    from test_driver.logger import format_exception, rootlog
+
+    if options["generate_driver_symbols"]:
+        generate_driver_symbols()
+        return 0
+
+    def usage_error(message: str) -> int:
+        sys.stderr.write(f"nixos-test-driver: error: {message}\n")
+        return 2
+
+    # Command-line flags win over the config file, which wins over the environment.
+    from_config = None
+    config_path = options["config"]
+    if config_path:
+        from test_driver.config import ConfigError, load_config
+
+        try:
+            from_config = load_config(config_path)
+        except ConfigError as e:
+            return usage_error(f"argument -c/--config: {e}")
+        except Exception as e:
+            return usage_error(f"argument -c/--config: {config_path}: {e}")
+
+    start_scripts: list[str] | None = options["start_scripts"]
+    if start_scripts is None:
+        if from_config and from_config.start_scripts is not None:
+            start_scripts = from_config.start_scripts
+        else:
+            start_scripts = _env_words("startScripts")
+    vlans: list[str] | None = options["vlans"]
+    vlan_numbers: list[int] | None = None
+    if vlans is None:
+        if from_config and from_config.vlans is not None:
+            vlan_numbers, vlans = from_config.vlans, []
+        else:
+            vlans = _env_words("vlans")
+    testscript: str | None = options["testscript"]
+    if testscript is None:
+        if from_config and from_config.test_script is not None:
+            testscript = from_config.test_script
+        else:
+            testscript = os.environ.get("testScript", "")
+    global_timeout: float | None = options["global_timeout"]
+    if global_timeout is None:
+        if from_config and from_config.global_timeout is not None:
+            global_timeout = from_config.global_timeout
+        elif "globalTimeout" in os.environ:
+            global_timeout = _env_seconds(os.environ["globalTimeout"])
+        else:
+            global_timeout = 3600.0
+    log_level: str | None = options["log_level"]
+    if log_level is None:
+        log_level = os.environ.get("logLevel") or "info"
+
+    try:
+        rootlog.level = log_level  # the core's parser: debug, info, warning (warn), error, in any case
+    except ValueError:
+        return usage_error(f"argument --log-level ($logLevel): invalid choice: '{log_level}' "
+                           "(choose from 'debug', 'info', 'warning', 'error')")
+    if not global_timeout > 0 or global_timeout > 1e9:
+        return usage_error("argument --global-timeout ($globalTimeout): a positive number of seconds is required")
+    if not testscript:
+        return usage_error("the following arguments are required: testscript (or $testScript)")
+    if vlan_numbers is None:
+        vlan_numbers = []
+        for v in vlans:
+            nr = _vlan_number(v)
+            if nr is None:
+                return usage_error(f"argument --vlans: invalid VLAN number: '{v}'")
+            vlan_numbers.append(nr)
+    out_dir: str | None = options["output_directory"]
+    if out_dir is None:
+        out_dir = os.getcwd()
+    if not os.path.isdir(out_dir):
+        return usage_error(f"argument -o/--output_directory: {out_dir} is not a directory")
+    if not os.access(out_dir, os.W_OK):
+        return usage_error(f"argument -o/--output_directory: {out_dir} is not a writeable directory")
+    junit_path = None
+    if options["junit_xml"]:
+        junit_path = os.path.abspath(os.path.join(out_dir, options["junit_xml"]))
+        parent = os.path.dirname(junit_path)
+        if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+            return usage_error(f"argument --junit-xml: {parent} is not a writeable directory")
+    try:
+        with open(testscript, "rb") as fp:
+            source = fp.read()
+    except OSError as e:
+        return usage_error(f"cannot read the test script {testscript}: {e.strerror}")
+    try:
+        tests = source.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return usage_error(f"the test script {testscript} is not UTF-8 text: {e}")
+
+    status = 0
+    try:
+        # _signal, not signal: the latter imports enum, a tenth of the start-up.
+        if TYPE_CHECKING:
+            import signal as _signal
+        else:
+            import _signal
+
+        # SIGTERM ends the run like Ctrl-C: the script unwinds and cleanup runs.
+        _signal.signal(_signal.SIGTERM, _signal.default_int_handler)
+        # So does SIGHUP: a closed terminal must not orphan the machines.
+        _signal.signal(_signal.SIGHUP, _signal.default_int_handler)
+        # Written by rootlog.close(), which every way out of the run reaches.
+        if junit_path:
+            rootlog.open_junit(junit_path)
+        from test_driver.driver import Driver, GlobalTimeout
+
+        if not options["keep_vm_state"]:
+            rootlog.info("Machine state will be reset. To keep it, pass --keep-vm-state")
+        # The global timeout is SIGALRM with a Python handler: Python's signal
+        # wakeup fd is the core's interrupt pipe, so it cuts any wait short,
+        # and the handler's exception (a BaseException, like
+        # KeyboardInterrupt) unwinds the script.
+        timeout_message = "global timeout of %g seconds reached: test terminating" % global_timeout
+
+        def on_alarm(signum: int, frame: object) -> None:
+            raise GlobalTimeout(timeout_message)
+
+        driver = None
+        try:
+            if not options["interactive"]:
+                _signal.signal(_signal.SIGALRM, on_alarm)
+                _signal.setitimer(_signal.ITIMER_REAL, global_timeout)
+            driver = Driver(start_scripts, vlan_numbers, tests, os.path.abspath(out_dir), options["keep_vm_state"])
+            driver._script_path = testscript
+            if options["interactive"]:
+                run_repl(driver.test_symbols())
+            else:
+                tic = time.monotonic()
+                driver.run_tests()
+                rootlog.info("test script finished in %.2fs" % (time.monotonic() - tic))
+        except BaseException as error:
+            # The JUnit report's "main" case, unless a subtest already has it.
+            rootlog.record_failure(error)
+            if isinstance(error, GlobalTimeout):
+                rootlog.error(timeout_message)
+                status = 1
+            elif isinstance(error, KeyboardInterrupt):
+                rootlog.error("interrupted: cleaning up")
+                status = 130
+            elif isinstance(error, SystemExit):
+                code = error.code
+                status = 0 if code is None else int(code) if isinstance(code, int) else 1
+            else:
+                sys.stderr.write(format_exception(type(error), error, error.__traceback__))
+                rootlog.error(f"test script failed: {error}")
+                status = 1
+        _signal.setitimer(_signal.ITIMER_REAL, 0)
+        if driver is not None:
+            # Cleanup is not interruptible (it is bounded); a signal that
+            # arrives meanwhile surfaces after it, and must not skip closing
+            # the log.
+            try:
+                driver.cleanup()
+            except KeyboardInterrupt:
+                rootlog.error("interrupted during cleanup (cleanup finished)")
+                status = status or 130
+        rootlog.close()
+    except BaseException as error:
+        sys.stderr.write(format_exception(type(error), error, error.__traceback__))
+        status = status or 1
+    return status

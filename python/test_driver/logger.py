@@ -1,4 +1,100 @@
+# mypy: no-implicit-reexport
 """The driver's log (terminal and $LOGFILE XML) and its global `rootlog`."""
-from test_driver._core import Logger, LogNest, rootlog
+from __future__ import annotations
 
-__all__ = ["Logger", "LogNest", "rootlog"]
+import os
+
+from test_driver import _core
+from test_driver._core import LogNest
+
+# Not typing.TYPE_CHECKING: importing typing costs start-up time.
+# (Line 1 tells mypy that imported names are not this module's own, so
+# stubtest does not look for them at run time.)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Literal
+
+__all__ = ["Logger", "LogNest", "Subtest", "rootlog"]
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+# The exception that last left a subtest (its id): it is that subtest's
+# failure, not also one of "main" when it goes on to end the script.
+_escaped_from_subtest = 0
+
+
+def _is_own_frame(filename: str) -> bool:
+    return os.path.dirname(os.path.abspath(filename)) == _PACKAGE_DIR
+
+
+def format_exception(type_: type[BaseException], value: BaseException, trace: TracebackType | None) -> str:
+    """The exception as Python prints it, without the frames of this package:
+    a traceback shows the test script's frames, never the driver's."""
+    import traceback
+
+    formatted = traceback.TracebackException(type_, value, trace, compact=True)
+    pending: list[traceback.TracebackException | None] = [formatted]
+    seen = set()
+    while pending:
+        exc = pending.pop()
+        if exc is None or id(exc) in seen:
+            continue
+        seen.add(id(exc))
+        exc.stack = traceback.StackSummary.from_list([f for f in exc.stack if not _is_own_frame(f.filename)])
+        pending += [exc.__cause__, exc.__context__, *(getattr(exc, "exceptions", None) or [])]  # groups
+    return "".join(formatted.format())
+
+
+def _record(type_: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None,
+            message: object = None) -> None:
+    """Records an exception on the JUnit report's current case (a subtest,
+    else "main"): an Exception as a <failure>, another BaseException (Ctrl-C,
+    the global timeout) as an <error>; SystemExit(0) is none. No report, no-op."""
+    if type_ is None or not rootlog.has_junit:
+        return
+    if not rootlog.in_subtest and id(value) == _escaped_from_subtest:
+        return
+    if issubclass(type_, SystemExit):
+        code = getattr(value, "code", None)
+        if code is None or (isinstance(code, int) and code == 0):
+            return
+    kind = "failure" if issubclass(type_, Exception) else "error"
+    name = str(type_.__name__)
+    text = str(value) if message is None else str(message)
+    details = format_exception(type_, value, trace)  # type: ignore[arg-type]
+    rootlog.record_problem(kind, name, text or name, details)
+
+
+class Logger(_core.Logger):
+    """The driver's log: terminal and XML log file."""
+
+    def record_failure(self, error: BaseException, message: str | None = None) -> None:
+        """Record an exception on the JUnit report's current case (the open subtest, else 'main')."""
+        _record(type(error), error, getattr(error, "__traceback__", None), message)
+
+
+class Subtest:
+    """`with subtest(name):` groups log lines, and is a case of the JUnit
+    report (--junit-xml). An exception inside fails it: an Exception is
+    logged as 'Test "<name>" failed with error: "<error>"'. It is raised on."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __enter__(self) -> None:
+        rootlog.begin_subtest(self.name)
+
+    def __exit__(self, type_: type[BaseException] | None, value: BaseException | None,
+                 trace: TracebackType | None) -> Literal[False]:
+        global _escaped_from_subtest
+        if type_ is not None and issubclass(type_, Exception):
+            rootlog.error(f'Test "{self.name}" failed with error: "{value}"')
+        if type_ is not None:
+            _record(type_, value, trace)
+            _escaped_from_subtest = id(value)
+        rootlog.end_subtest()
+        return False
+
+
+rootlog = Logger()

@@ -24,7 +24,7 @@ STUB = PACKAGE_DIR / "_core.pyi"
 # pybind11 classes have the metaclass pybind11_builtins.pybind11_type, which
 # stubs do not spell; classes without a constructor raise TypeError from
 # __init__, which the stubs express by not declaring one.
-NO_CONSTRUCTOR = ["BaseMachine", "LogNest", "Logger", "PollingConditionScope", "StartCommand", "Subtest"]
+NO_CONSTRUCTOR = ["BaseMachine", "LogNest", "StartCommand"]
 
 
 def stub_constants():

@@ -1,0 +1,139 @@
+"""-c/--config: the driver configuration as a JSON file, instead of
+--start-scripts, --vlans, --global-timeout and the test script argument.
+Relative paths in it are relative to the file's directory.
+
+    {"vms": [{"name": "server", "start_script": "/nix/store/…/bin/run-server-vm"}, …]
+         or {"server": {"start_script": "…"}, …},
+     "vlans": [1, 2], "global_timeout": 3600, "test_script": "test.py"}
+"""
+from __future__ import annotations
+
+import json
+import os
+
+from test_driver._core import NixStartScript
+
+__all__ = ["Config", "ConfigError", "load_config"]
+
+KEYS = "vms, vlans, global_timeout, test_script"
+
+
+class ConfigError(Exception):
+    """The file cannot be used; the message names the file and the key."""
+
+
+class Config:
+    """What a configuration file gives; None for each key it does not set."""
+
+    def __init__(self) -> None:
+        self.start_scripts: list[str] | None = None
+        self.vlans: list[int] | None = None
+        self.global_timeout: float | None = None
+        self.test_script: str | None = None
+
+
+def _is_number(value: object) -> bool:
+    # bool is an int subclass in Python, but not a number in JSON.
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if _is_number(value):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return "unknown"
+
+
+def load_config(path: str) -> Config:
+    """Reads and checks the configuration at `path`; raises ConfigError."""
+    try:
+        with open(path, "rb") as fp:
+            text = fp.read()
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        data = json.loads(text)
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError
+        raise ConfigError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be an object, not {_json_type(data)}")
+    base = os.path.dirname(path)
+
+    def fail(message: str) -> ConfigError:
+        return ConfigError(f"{path}: {message}")
+
+    def resolve(p: str) -> str:
+        return p if os.path.isabs(p) else os.path.join(base, p)
+
+    def string_at(value: object, key: str) -> str:
+        if not isinstance(value, str):
+            raise fail(f"'{key}' must be a string, not {_json_type(value)}")
+        if not value:
+            raise fail(f"'{key}' must not be empty")
+        return value
+
+    def vm_script(vm: object, key: str, name: str | None) -> str:
+        """The start script of one entry of 'vms'."""
+        if isinstance(vm, str):
+            script = string_at(vm, key)
+        elif isinstance(vm, dict):
+            for k in vm:
+                if k not in ("name", "start_script"):
+                    raise fail(f"unknown key '{key}.{k}'")
+            if "start_script" not in vm:
+                raise fail(f"'{key}.start_script' is missing")
+            script = string_at(vm["start_script"], key + ".start_script")
+            if "name" in vm:
+                given = string_at(vm["name"], key + ".name")
+                if name is not None and name != given:
+                    raise fail(f"'{key}.name' is '{given}', but the key says '{name}'")
+                name = given
+        else:
+            raise fail(f"'{key}' must be an object or a string, not {_json_type(vm)}")
+        script = resolve(script)
+        # The driver names a machine after its start script, run-<name>-vm.
+        derived = NixStartScript(script).machine_name
+        if name is not None and name != derived:
+            raise fail(f"'{key}' names the machine '{name}', but its start script {script} gives '{derived}' "
+                       "(machines are named after run-<name>-vm)")
+        return script
+
+    config = Config()
+    for key, value in data.items():
+        if key == "vms":
+            if isinstance(value, list):
+                config.start_scripts = [vm_script(vm, f"vms[{i}]", None) for i, vm in enumerate(value)]
+            elif isinstance(value, dict):
+                config.start_scripts = [vm_script(vm, f"vms.{name}", name) for name, vm in value.items()]
+            else:
+                raise fail(f"'vms' must be a list or an object, not {_json_type(value)}")
+        elif key == "vlans":
+            if not isinstance(value, list):
+                raise fail(f"'vlans' must be a list, not {_json_type(value)}")
+            config.vlans = []
+            for nr in value:
+                if not isinstance(nr, int) or isinstance(nr, bool):
+                    raise fail(f"'vlans' must hold integers, not {_json_type(nr)}")
+                if nr < 0 or nr > 65535:
+                    raise fail(f"'vlans': invalid VLAN number {nr}")
+                config.vlans.append(nr)
+        elif key == "global_timeout":
+            if not _is_number(value):
+                raise fail(f"'global_timeout' must be a number of seconds, not {_json_type(value)}")
+            if not value > 0 or value > 1e9:
+                raise fail("'global_timeout' must be a positive number of seconds")
+            config.global_timeout = float(value)
+        elif key == "test_script":
+            config.test_script = resolve(string_at(value, key))
+        else:
+            raise fail(f"unknown key '{key}' (known: {KEYS})")
+    return config
