@@ -31,6 +31,27 @@ size_t valid_sequence_length(std::string_view s, size_t i) {
   return 0;
 }
 
+// How many bytes at s[i] one U+FFFD replaces when they are not valid UTF-8:
+// the longest start of a valid sequence there, at least one byte (Python's
+// "maximal subpart" rule: a cut-off character is one replacement).
+size_t invalid_sequence_length(std::string_view s, size_t i) {
+  auto byte = [&](size_t k) { return static_cast<uint8_t>(s[k]); };
+  uint8_t b = byte(i);
+  size_t needed = b >= 0xC2 && b <= 0xDF ? 2 : b >= 0xE0 && b <= 0xEF ? 3 : b >= 0xF0 && b <= 0xF4 ? 4 : 1;
+  size_t n = 1;
+  while (n < needed && i + n < s.size()) {
+    uint8_t c = byte(i + n);
+    uint8_t low = 0x80, high = 0xBF;  // what may follow the lead byte
+    if (n == 1 && b == 0xE0) low = 0xA0;
+    if (n == 1 && b == 0xED) high = 0x9F;
+    if (n == 1 && b == 0xF0) low = 0x90;
+    if (n == 1 && b == 0xF4) high = 0x8F;
+    if (c < low || c > high) break;
+    ++n;
+  }
+  return n;
+}
+
 // Calls fn(code_point, bytes) for each character of valid UTF-8 `text`.
 template <typename Fn>
 void for_each_char(std::string_view text, Fn fn) {
@@ -63,7 +84,7 @@ std::string to_valid_utf8(std::string_view bytes) {
     size_t n = valid_sequence_length(bytes, i);
     if (n == 0) {
       out.append(kReplacement);
-      ++i;
+      i += invalid_sequence_length(bytes, i);
     } else {
       out.append(bytes.substr(i, n));
       i += n;
