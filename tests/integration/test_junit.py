@@ -66,13 +66,10 @@ JUNIT_XSD = """<?xml version="1.0"?>
 def parse_junit(path):
     """Parses the report, checks its structure and counts; returns {name: testcase element}."""
     text = path.read_bytes()
-    try:
-        from lxml import etree  # Debian's python3-lxml, when installed: a real schema check
-        schema = etree.XMLSchema(etree.fromstring(JUNIT_XSD.encode()))
-        doc = etree.fromstring(text)
-        assert schema.validate(doc), schema.error_log
-    except ImportError:
-        pass
+    from lxml import etree  # Debian's python3-lxml (tools/install-deps): a real schema check
+    schema = etree.XMLSchema(etree.fromstring(JUNIT_XSD.encode()))
+    doc = etree.fromstring(text)
+    assert schema.validate(doc), schema.error_log
     root = ET.fromstring(text)
     assert root.tag == "testsuites"
     suites = list(root)

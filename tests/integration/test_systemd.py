@@ -2,6 +2,7 @@
 `systemd` guest (Debian bookworm rootfs booted from an initramfs, NixOS-like
 backdoor.service, user alice with lingering `systemd --user`)."""
 
+import time
 import pytest
 
 from conftest import Bed, fetch_through_forwarded_port
@@ -93,5 +94,9 @@ def test_x11_helpers_against_stand_ins(machine, tmp_path):
 
 
 def test_dump_tty_contents_goes_to_the_journal(machine):
+    # A line only tty1's screen has: typed there, not in any boot log.
+    marker = "ttydump-" + str(time.monotonic_ns())
+    machine.succeed(f"printf '%s\\n' {marker} > /dev/tty1")
+    machine.fail(f"journalctl -b | grep -q {marker}")
     machine.dump_tty_contents("1")
-    machine.wait_until_succeeds("journalctl -b | grep -q 'login'", timeout=60)
+    machine.wait_until_succeeds(f"journalctl -b | grep -q {marker}", timeout=60)

@@ -152,6 +152,9 @@ def docstring_signatures(fn, name):
 def test_every_function_has_a_stub_with_its_parameters():
     runtime = runtime_functions()
     stubs = stub_functions()
+    # Finding nothing would pass everything: the core has dozens of each.
+    assert sum(1 for _, is_method in runtime.values() if is_method) > 50 and len(stubs) > 50
+    assert "BaseMachine.execute" in runtime and "Machine.send_monitor_command" in runtime
     problems = []
     for name, (fn, is_method) in sorted(runtime.items()):
         if name.split(".")[0] in NO_CONSTRUCTOR and name.endswith(".__init__"):
