@@ -50,7 +50,12 @@ void bind_base_machine(py::module_& m) {
       .def_property_readonly("state_dir", &BaseMachine::state_dir)
       .def_property_readonly("booted", &BaseMachine::booted)
       .def_property_readonly("connected", &BaseMachine::connected)
-      .def_property_readonly("callbacks", [](BaseMachine& machine) { return machine.callbacks(); })
+      // A copy: assign a new list to change them (appending to the copy does nothing).
+      .def_property(
+          "callbacks", [](BaseMachine& machine) { return machine.callbacks(); },
+          [](BaseMachine& machine, std::vector<BaseMachine::Callback> callbacks) {
+            machine.callbacks() = std::move(callbacks);
+          })
       .def("is_up", &BaseMachine::is_up, "True when the machine is booted and its shell connected.")
       .def("log", &BaseMachine::log, "msg"_a, "Log a line with this machine's name.")
       .def("log_serial", &BaseMachine::log_serial, "msg"_a)

@@ -113,12 +113,28 @@ def test_console_log_has_serial_lines(machine):
 
 
 def test_python_callbacks_run_before_commands_and_propagate(machine):
+    # The callbacks of a machine run before each of its commands (and monitor
+    # commands); an exception of theirs reaches the script and the command
+    # is not run.
     calls = []
-    m2 = Machine(out_dir=machine.out_dir, tmp_dir=machine.tmp_dir / "cb", start_command=machine.start_command,
-                 name="cb", callbacks=[lambda: calls.append(1)])
-    assert len(m2.callbacks) == 1
-    m2.callbacks[0]()
-    assert calls == [1]
+    before = machine.callbacks
+    machine.callbacks = before + [lambda: calls.append("cb")]
+    try:
+        machine.succeed("true")
+        machine.execute("true")
+        machine.send_monitor_command("info status")
+        assert calls == ["cb", "cb", "cb"]
+
+        def refuse():
+            raise ValueError("callback says no")
+
+        machine.succeed("rm -f /tmp/cb-ran")
+        machine.callbacks = machine.callbacks + [refuse]
+        with pytest.raises(ValueError, match="callback says no"):
+            machine.succeed("touch /tmp/cb-ran")
+    finally:
+        machine.callbacks = before
+    machine.fail("test -e /tmp/cb-ran")
 
 
 def test_unbalanced_quotes_fail_instead_of_hanging(machine):

@@ -44,5 +44,10 @@ def test_events_are_queued_apart_from_replies(machine, capfd):
 
 
 def test_set_link_through_qmp(machine):
+    # The guest sees its NIC lose and regain its carrier.
+    iface = machine.succeed("ls /sys/class/net | grep -v '^lo$' | head -n 1").strip()
+    assert iface, "the guest has no network interface"
     machine.qmp_command("set_link", {"name": "virtio-net-pci.0", "up": False})
+    machine.wait_until_succeeds(f"test \"$(cat /sys/class/net/{iface}/carrier)\" = 0", timeout=30)
     machine.qmp_command("set_link", {"name": "virtio-net-pci.0", "up": True})
+    machine.wait_until_succeeds(f"test \"$(cat /sys/class/net/{iface}/carrier)\" = 1", timeout=30)

@@ -64,12 +64,15 @@ def test_user_units_through_su(machine):
         "printf '[Service]\\nExecStart=/bin/sleep 1000\\n' > ~alice/.config/systemd/user/napper.service",
         "chown -R alice: ~alice/.config",
     )
-    machine.systemctl("daemon-reload", user="alice")
+    status, _ = machine.systemctl("daemon-reload", user="alice")
+    assert status == 0
     status, _ = machine.start_job("napper.service", user="alice")
     assert status == 0
     machine.wait_for_unit("napper.service", user="alice", timeout=60)
     assert machine.get_unit_info("napper.service", user="alice")["ActiveState"] == "active"
-    machine.stop_job("napper.service", user="alice")
+    status, _ = machine.stop_job("napper.service", user="alice")
+    assert status == 0
+    assert machine.get_unit_info("napper.service", user="alice")["ActiveState"] == "inactive"
 
 
 def test_x11_helpers_against_stand_ins(machine, tmp_path):
