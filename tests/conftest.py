@@ -116,3 +116,26 @@ def bed(tmp_path):
 os.environ.setdefault("ACCEL", "tcg")
 os.environ.pop("DISPLAY", None)
 os.environ.pop("WAYLAND_DISPLAY", None)
+
+
+# --- skips: every one is named here with its reason, or the run fails ----------
+# (ctest shows pytest's output only on failure, so a skip would pass unseen.)
+EXPECTED_SKIPS: dict = {
+    # test node id: why it may skip
+}
+_skipped: list = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped and not hasattr(report, "wasxfail"):
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    unexpected = [n for n in _skipped if n not in EXPECTED_SKIPS]
+    if unexpected:
+        print("\nunexpected skips (name them in tests/conftest.py EXPECTED_SKIPS, or fix them):")
+        for nodeid in unexpected:
+            print("  " + nodeid)
+        if session.exitstatus == 0:
+            session.exitstatus = 1
