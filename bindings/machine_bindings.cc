@@ -49,7 +49,9 @@ void bind_base_machine(py::module_& m) {
       .def_property_readonly("shared_dir", &BaseMachine::shared_dir)
       .def_property_readonly("state_dir", &BaseMachine::state_dir)
       .def_property_readonly("booted", &BaseMachine::booted)
-      .def_property_readonly("connected", &BaseMachine::connected)
+      .def_property("connected", &BaseMachine::connected, &BaseMachine::set_connected,
+                    "Whether the guest's root shell is connected. Set it to False after a reboot the script "
+                    "triggered itself: the next command waits for the new boot's shell.")
       // A copy: assign a new list to change them (appending to the copy does nothing).
       .def_property(
           "callbacks", [](BaseMachine& machine) { return machine.callbacks(); },
@@ -95,10 +97,14 @@ void bind_base_machine(py::module_& m) {
             return machine.fail(list, timeout);
           },
           "timeout"_a = py::none(), "Run each command; raise if any exits 0. Returns the joined output.")
-      .def("wait_until_succeeds", &BaseMachine::wait_until_succeeds, "command"_a, default_timeout, release_gil(),
-           "Repeat a command until it exits 0; return its output. The timeout bounds the whole wait.")
-      .def("wait_until_fails", &BaseMachine::wait_until_fails, "command"_a, default_timeout, release_gil(),
-           "Repeat a command until it exits non-zero; return its output. The timeout bounds the whole wait.")
+      .def("wait_until_succeeds", &BaseMachine::wait_until_succeeds, "command"_a, default_timeout,
+           "attempt_timeout"_a = py::none(), release_gil(),
+           "Repeat a command until it exits 0; return its output. The timeout bounds the whole wait; each try is "
+           "killed in the guest when it is up, or after attempt_timeout if that comes first.")
+      .def("wait_until_fails", &BaseMachine::wait_until_fails, "command"_a, default_timeout,
+           "attempt_timeout"_a = py::none(), release_gil(),
+           "Repeat a command until it exits non-zero; return its output. The timeout bounds the whole wait; each "
+           "try is killed in the guest when it is up, or after attempt_timeout if that comes first.")
       .def("sleep", &BaseMachine::sleep, "secs"_a, release_gil(), "Sleep in guest time.")
       // systemd
       .def("systemctl", &BaseMachine::systemctl, "q"_a, "user"_a = py::none(), release_gil(),
@@ -110,6 +116,10 @@ void bind_base_machine(py::module_& m) {
       .def("wait_for_unit", &BaseMachine::wait_for_unit, "unit"_a, "user"_a = py::none(), default_timeout,
            release_gil(),
            "Wait for a systemd unit to become active; raise if it fails or is inactive with no pending jobs.")
+      .def("wait_for_unit_active_state", &BaseMachine::wait_for_unit_active_state, "unit"_a, "state"_a,
+           "user"_a = py::none(), default_timeout, release_gil(),
+           "Wait until a unit's ActiveState is `state` (active, reloading, inactive, failed, activating, "
+           "deactivating, maintenance, refreshing); no state ends the wait early.")
       .def("require_unit_state", &BaseMachine::require_unit_state, "unit"_a, "require_state"_a = "active",
            release_gil(), "Raise unless the unit is in the given state.")
       .def("start_job", &BaseMachine::start_job, "jobname"_a, "user"_a = py::none(), release_gil(),
@@ -187,6 +197,13 @@ void bind_qemu_machine(py::module_& m) {
            "Read the monitor until its prompt; return what was read.")
       .def("send_monitor_command", &Machine::send_monitor_command, "command"_a, release_gil(),
            "Send a command to QEMU's human monitor; return its reply.")
+      .def_property_readonly(
+          "qmp_client",
+          [](const std::shared_ptr<Machine>& machine) -> py::object {
+            if (!machine->qmp_connected()) return py::none();
+            return py::module_::import("test_driver.machine.qmp").attr("QMPSession")(machine);
+          },
+          "A QMPSession on the machine's QMP socket (send(cmd, args)), or None while QMP is not connected.")
       .def("qmp_command", &Machine::qmp_command, "command"_a, "arguments"_a = py::none(), release_gil(),
            "Send a QMP command; return its result. Raises QMPAPIError for an error reply.")
       .def(

@@ -55,7 +55,13 @@ void register_exceptions() {
       td::interrupt::clear();
       if (PyErr_CheckSignals() == 0) PyErr_SetNone(PyExc_KeyboardInterrupt);
     } catch (const td::QmpError& e) {
-      PyErr_SetString(classes[4], e.what());
+      // With QEMU's error class and description as attributes, as upstream's.
+      auto or_none = [](const std::string& text) -> py::object {
+        return text.empty() ? py::object(py::none()) : py::object(py::str(text));
+      };
+      py::object error = py::reinterpret_borrow<py::object>(classes[4])(
+          e.what(), "class_name"_a = or_none(e.class_name), "description"_a = or_none(e.description));
+      PyErr_SetObject(classes[4], error.ptr());
     } catch (const td::PollingConditionFailed& e) {
       PyErr_SetString(classes[3], e.what());
     } catch (const td::RequestedAssertionFailed& e) {
@@ -211,7 +217,8 @@ PYBIND11_MODULE(_core, m) {
                                                                           "A condition that must hold while a test runs.")
       .def(py::init<std::function<bool()>, double, std::string>(), "condition"_a, "seconds_interval"_a,
            "description"_a, "condition() returns whether it holds; it is called with the GIL held.")
-      .def("check", &td::PollingCondition::check, release_gil(), "Run the condition if due; True when it holds.")
+      .def("check", &td::PollingCondition::check, "force"_a = false, release_gil(),
+           "Run the condition if due (or force); True when it holds.")
       .def("maybe_raise", &td::PollingCondition::maybe_raise, release_gil(),
            "Run the condition if due; raise PollingConditionFailed when it does not hold.")
       .def("status_message", &td::PollingCondition::status_message, "status"_a)
@@ -310,12 +317,20 @@ PYBIND11_MODULE(_core, m) {
       })
       .def_property_readonly("tests", &td::Driver::tests)
       .def_property_readonly("out_dir", &td::Driver::out_dir)
-      .def_property_readonly("machines", &td::Driver::machines)
+      .def_property_readonly("core_machines", &td::Driver::machines,
+                             "The machines made from the start scripts (test_driver.driver.Driver.machines_qemu "
+                             "starts as a copy).")
       .def_property_readonly("vlans", &td::Driver::vlans)
       .def_property_readonly("polling_conditions", &td::Driver::polling_conditions)
       .def("cleanup", &td::Driver::cleanup, release_gil(), "Kill every machine and VLAN of the driver.")
-      .def("start_all", &td::Driver::start_all, release_gil(), "Start all machines.")
-      .def("join_all", &td::Driver::join_all, release_gil(), "Wait for all machines to shut down.")
+      .def("start_machines", &td::Driver::start_machines, "machines"_a, release_gil(),
+           "Start the machines, in parallel (start_all's work).")
+      .def("join_machines", &td::Driver::join_machines, "machines"_a, release_gil(),
+           "Wait for the machines to shut down (join_all's work).")
+      .def("sync_machines", &td::Driver::sync_machines, "machines"_a, release_gil(),
+           "Run `sync` on each of the machines that is up.")
+      .def("release_machines", &td::Driver::release_machines, "machines"_a, release_gil(),
+           "Kill the machines (cleanup's work on machines a script added); log what fails and go on.")
       .def("serial_stdout_on", &td::Driver::serial_stdout_on, "Print serial console lines on the terminal.")
       .def("serial_stdout_off", &td::Driver::serial_stdout_off, "Do not print serial console lines on the terminal.")
       .def("check_polling_conditions", &td::Driver::check_polling_conditions, release_gil(),
@@ -324,7 +339,6 @@ PYBIND11_MODULE(_core, m) {
            "Put a polling condition in force (checked before each command).")
       .def("pop_polling_condition", &td::Driver::pop_polling_condition, "condition"_a,
            "End the polling condition put in force last, which must be `condition`.")
-      .def("sync_all", &td::Driver::sync_all, release_gil(), "Run `sync` on every machine that is up.")
       .def("create_legacy_machine", &td::Driver::create_machine, "options"_a, "keep_vm_state"_a = false,
            "allow_reboot"_a = false, release_gil(),
            "create_machine()'s work: a machine from string options (startCommand, name, hda, hdaInterface, "

@@ -94,9 +94,12 @@ std::string BaseMachine::fail(const std::vector<std::string>& commands, std::opt
   return output;
 }
 
-std::string BaseMachine::wait_until(Want want, const std::string& command, Duration timeout) {
+std::string BaseMachine::wait_until(Want want, const std::string& command, Duration timeout,
+                                    std::optional<Duration> attempt_timeout) {
   // Each try is bounded by the wait's timeout, which `timeout 0` would lift.
   if (timeout.seconds() <= 0) throw Error(fmt::format("timeout must be positive, got {}", timeout.to_string()));
+  if (attempt_timeout && attempt_timeout->seconds() <= 0)
+    throw Error(fmt::format("attempt_timeout must be positive, got {}", attempt_timeout->to_string()));
   auto nest = nested((want == Want::kSuccess ? "waiting for success: " : "waiting for failure: ") + command);
   auto deadline = Deadline::after(timeout);
   std::string output;
@@ -104,6 +107,7 @@ std::string BaseMachine::wait_until(Want want, const std::string& command, Durat
       [&](bool) {
         // Each try is killed in the guest when the wait's time is up.
         Duration per_try = std::max(deadline.remaining(), kShortestTry);
+        if (attempt_timeout) per_try = std::min(per_try, *attempt_timeout);
         auto [status, out] = run_command(command, {.timeout = per_try});
         output = std::move(out);
         return (status == 0) == (want == Want::kSuccess);
@@ -112,12 +116,14 @@ std::string BaseMachine::wait_until(Want want, const std::string& command, Durat
   return output;
 }
 
-std::string BaseMachine::wait_until_succeeds(const std::string& command, Duration timeout) {
-  return wait_until(Want::kSuccess, command, timeout);
+std::string BaseMachine::wait_until_succeeds(const std::string& command, Duration timeout,
+                                             std::optional<Duration> attempt_timeout) {
+  return wait_until(Want::kSuccess, command, timeout, attempt_timeout);
 }
 
-std::string BaseMachine::wait_until_fails(const std::string& command, Duration timeout) {
-  return wait_until(Want::kFailure, command, timeout);
+std::string BaseMachine::wait_until_fails(const std::string& command, Duration timeout,
+                                          std::optional<Duration> attempt_timeout) {
+  return wait_until(Want::kFailure, command, timeout, attempt_timeout);
 }
 
 void BaseMachine::sleep(double seconds) { succeed({fmt::format("sleep {}", seconds)}); }

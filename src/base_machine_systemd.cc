@@ -1,6 +1,9 @@
 // BaseMachine: systemd units and jobs, through systemctl in the guest.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <iterator>
+
 #include "test_driver/errors.h"
 #include "test_driver/base_machine.h"
 #include "test_driver/retry.h"
@@ -36,7 +39,7 @@ std::map<std::string, std::string> BaseMachine::unit_info(const std::string& uni
   std::string command = systemctl_command(fmt::format("--no-pager show {}", shell_quote(unit)), user);
   auto [status, lines] = probe_deadline ? probe(command, *probe_deadline) : execute(command);
   if (status != 0)
-    throw Error(fmt::format("retrieving systemctl info for unit \"{}\" {}failed with exit code {}", unit,
+    throw RequestedAssertionFailed(fmt::format("retrieving systemctl info for unit \"{}\" {}failed with exit code {}", unit,
                             user ? fmt::format("under user \"{}\" ", *user) : "", status));
   return parse_systemctl_show(lines);
 }
@@ -55,7 +58,7 @@ std::string BaseMachine::get_unit_property(const std::string& unit, const std::s
   auto [status, lines] =
       systemctl(fmt::format("--no-pager show --property={} {}", shell_quote(property), shell_quote(unit)), user);
   if (status != 0)
-    throw Error(fmt::format("retrieving systemctl property \"{}\" for unit \"{}\" {}failed with exit code {}", property,
+    throw RequestedAssertionFailed(fmt::format("retrieving systemctl property \"{}\" for unit \"{}\" {}failed with exit code {}", property,
                             unit, user ? fmt::format("under user \"{}\" ", *user) : "", status));
   return property_of(parse_systemctl_show(lines), unit, property);
 }
@@ -101,6 +104,29 @@ void BaseMachine::wait_for_unit(const std::string& unit, const std::optional<std
             throw RequestedAssertionFailed(fmt::format("unit \"{}\" is inactive and there are no pending jobs", unit));
         }
         return state == "active";
+      },
+      wait_deadline, timeout);
+}
+
+void BaseMachine::wait_for_unit_active_state(const std::string& unit, const std::string& state,
+                                             const std::optional<std::string>& user, Duration timeout) {
+  // systemd's ActiveState values (systemctl --state=help): a typo would
+  // otherwise wait for the whole timeout.
+  static const char* const kStates[] = {"active",       "reloading",   "inactive",   "failed",
+                                        "activating",   "deactivating", "maintenance", "refreshing"};
+  if (std::find(std::begin(kStates), std::end(kStates), state) == std::end(kStates))
+    throw Error(fmt::format("\"{}\" is not a unit state (use active, reloading, inactive, failed, activating, "
+                            "deactivating, maintenance or refreshing)",
+                            state));
+  auto nest = nested(fmt::format("waiting for unit {} to be {}{}", unit, state, user ? " with user " + *user : ""));
+  auto wait_deadline = Deadline::after(timeout);
+  auto deadline = host_deadline(wait_deadline);
+  std::string seen;
+  retry_until(
+      [&](bool last_try) {
+        seen = property_of(unit_info(unit, user, deadline), unit, "ActiveState");
+        if (last_try && seen != state) log(fmt::format("unit {} is still {}", unit, seen));
+        return seen == state;
       },
       wait_deadline, timeout);
 }

@@ -93,42 +93,52 @@ void Driver::cleanup() {
   for (auto& vlan : vlans_) vlan->stop();
 }
 
-void Driver::start_all() {
+void Driver::start_machines(const MachineList& machines) {
   Logger::Nest nest(rootlog(), "start all VMs");
   // In parallel: each start waits for its QEMU to connect its sockets.
-  std::vector<std::exception_ptr> errors(machines_.size());
+  std::vector<std::exception_ptr> errors(machines.size());
   std::vector<std::thread> threads;
-  for (size_t i = 0; i < machines_.size(); ++i)
+  for (size_t i = 0; i < machines.size(); ++i)
     threads.emplace_back([&, i] {
       try {
-        machines_[i]->start();
+        machines[i]->start();
       } catch (...) {
         errors[i] = std::current_exception();
       }
     });
   for (auto& t : threads) t.join();
   std::string failures;
-  for (size_t i = 0; i < machines_.size(); ++i) {
+  for (size_t i = 0; i < machines.size(); ++i) {
     if (!errors[i]) continue;
     try {
       std::rethrow_exception(errors[i]);
     } catch (const Interrupted&) {
       throw;
     } catch (const std::exception& e) {
-      failures += fmt::format("\n  {}: {}", machines_[i]->name(), e.what());
+      failures += fmt::format("\n  {}: {}", machines[i]->name(), e.what());
     }
   }
   if (!failures.empty()) throw Error("machines failed to start:" + failures);
 }
 
-void Driver::join_all() {
+void Driver::join_machines(const MachineList& machines) {
   Logger::Nest nest(rootlog(), "wait for all VMs to finish");
-  for (auto& machine : machines_) machine->wait_for_shutdown();
+  for (auto& machine : machines) machine->wait_for_shutdown();
 }
 
-void Driver::sync_all() {
-  for (auto& machine : machines_)
+void Driver::sync_machines(const MachineList& machines) {
+  for (auto& machine : machines)
     if (machine->is_up()) machine->execute("sync");
+}
+
+void Driver::release_machines(const MachineList& machines) {
+  for (auto& machine : machines) {
+    try {
+      machine->release();
+    } catch (const std::exception& e) {
+      rootlog().error(fmt::format("Error during cleanup of {}: {}", machine->name(), e.what()));
+    }
+  }
 }
 
 std::shared_ptr<Machine> Driver::create_machine(const std::map<std::string, std::string>& args, bool keep_vm_state,

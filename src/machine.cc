@@ -237,6 +237,23 @@ void Machine::connect() {
   connected_ = true;
 }
 
+void Machine::set_connected(bool connected) {
+  std::lock_guard lock(mutex_);
+  if (connected == connected_) return;
+  if (connected) {
+    if (!booted_ || !channels_)
+      throw Error(fmt::format("{}: cannot mark the shell connected: the machine is not running", label()));
+  } else {
+    // The backdoor starts a new shell on the same console after a reboot;
+    // what the old one knew or still ran is gone with it.
+    forget_shell_facts();
+    if (channels_) channels_->shell.forget_stale_command();
+  }
+  connected_ = connected;
+}
+
+bool Machine::qmp_connected() const { return channels_ && channels_->qmp.is_open(); }
+
 std::string Machine::wait_for_monitor_prompt() {
   std::lock_guard lock(mutex_);
   auto nest = nested("waiting for monitor prompt");

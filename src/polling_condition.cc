@@ -2,8 +2,6 @@
 
 #include <fmt/format.h>
 
-#include <limits>
-
 #include "test_driver/errors.h"
 #include "test_driver/logger.h"
 
@@ -29,8 +27,8 @@ std::string PollingCondition::nested_message() const {
   return "Checking polling condition " + quoted;
 }
 
-bool PollingCondition::check() {
-  if (entered_ || !overdue()) return true;
+bool PollingCondition::check(bool force) {
+  if ((entered_ || !overdue()) && !force) return true;
   entered_ = true;
   struct Exit {
     PollingCondition& c;
@@ -40,9 +38,11 @@ bool PollingCondition::check() {
     }
   } on_exit{*this};
   Logger::Nest nest(rootlog(), nested_message());
-  double since = last_called_ ? std::chrono::duration<double>(Clock::now() - *last_called_).count()
-                              : std::numeric_limits<double>::infinity();
-  rootlog().info(fmt::format("Time since last: {:.2f}s", since));
+  if (last_called_)
+    rootlog().info(
+        fmt::format("Time since last: {:.2f}s", std::chrono::duration<double>(Clock::now() - *last_called_).count()));
+  else
+    rootlog().info("(not called yet)");
   bool result;
   try {
     result = condition_();

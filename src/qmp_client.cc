@@ -109,7 +109,8 @@ Json QmpClient::command(const std::string& name, const Json& arguments) {
     throw;
   }
   if (const Json* error = reply.find("error"))
-    throw QmpError(fmt::format("{}: {} failed: {}: {}", label_, step, error->string_at("class"), error->string_at("desc")));
+    throw QmpError(fmt::format("{}: {} failed: {}: {}", label_, step, error->string_at("class"), error->string_at("desc")),
+                   error->string_at("class"), error->string_at("desc"));
   const Json* value = reply.find("return");
   return value ? *value : Json();
 }

@@ -34,7 +34,9 @@ void retry_until(const std::function<bool(bool)>& fn, Deadline deadline, Duratio
     double room = (Seconds(deadline.time_point() - now) - last_call).count();
     interrupt::sleep_for(Seconds(std::max(0.0, std::min(interval, room))));
   }
-  throw RequestedAssertionFailed(fmt::format("action timed out after {} seconds", timeout.to_string()));
+  // Upstream's message: the time taken, and the timeout given.
+  throw RequestedAssertionFailed(fmt::format("action timed out after {:.2f} seconds (timeout={})",
+                                             Seconds(Clock::now() - start).count(), timeout.to_string()));
 }
 
 }  // namespace td

@@ -73,9 +73,13 @@ class BaseMachine : public ChannelOwner {
                                       std::optional<Duration> timeout = kDefaultTimeout, bool check_output = true);
   std::string succeed(const std::vector<std::string>& commands, std::optional<Duration> timeout = std::nullopt);
   std::string fail(const std::vector<std::string>& commands, std::optional<Duration> timeout = std::nullopt);
-  // `timeout` bounds the whole wait, its last try included.
-  std::string wait_until_succeeds(const std::string& command, Duration timeout = kDefaultTimeout);
-  std::string wait_until_fails(const std::string& command, Duration timeout = kDefaultTimeout);
+  // `timeout` bounds the whole wait, its last try included; each try is
+  // killed in the guest when the wait's time is up, or after
+  // `attempt_timeout` if that comes first.
+  std::string wait_until_succeeds(const std::string& command, Duration timeout = kDefaultTimeout,
+                                  std::optional<Duration> attempt_timeout = std::nullopt);
+  std::string wait_until_fails(const std::string& command, Duration timeout = kDefaultTimeout,
+                               std::optional<Duration> attempt_timeout = std::nullopt);
   // Sleeps in the machine's time.
   void sleep(double seconds);
 
@@ -87,6 +91,11 @@ class BaseMachine : public ChannelOwner {
                                 const std::optional<std::string>& user = std::nullopt);
   void wait_for_unit(const std::string& unit, const std::optional<std::string>& user = std::nullopt,
                      Duration timeout = kDefaultTimeout);
+  // Waits until the unit's ActiveState is `state` (any of systemd's, failed
+  // included: unlike wait_for_unit, no state ends the wait early).
+  void wait_for_unit_active_state(const std::string& unit, const std::string& state,
+                                  const std::optional<std::string>& user = std::nullopt,
+                                  Duration timeout = kDefaultTimeout);
   void require_unit_state(const std::string& unit, const std::string& require_state = "active");
   std::pair<int, std::string> start_job(const std::string& job, const std::optional<std::string>& user = std::nullopt);
   std::pair<int, std::string> stop_job(const std::string& job, const std::optional<std::string>& user = std::nullopt);
@@ -168,7 +177,8 @@ class BaseMachine : public ChannelOwner {
   // The probe of wait_for_open/closed_port.
   bool port_is_open(int port, const std::string& addr, Deadline deadline);
   enum class Want { kSuccess, kFailure };
-  std::string wait_until(Want want, const std::string& command, Duration timeout);
+  std::string wait_until(Want want, const std::string& command, Duration timeout,
+                         std::optional<Duration> attempt_timeout);
 
   Setup setup_;
   // Whether the guest's bash opens /dev/tcp/HOST/PORT itself (asked once).

@@ -35,10 +35,16 @@ class Driver {
   // Kills every machine and VLAN the driver started. Idempotent.
   void cleanup();
 
-  void start_all();
-  void join_all();
+  using MachineList = std::vector<std::shared_ptr<BaseMachine>>;
+  // What start_all, join_all and the end of the script do, on the machines
+  // the script runtime holds (the driver's own, and any a script added).
+  // Starts them in parallel.
+  void start_machines(const MachineList& machines);
+  void join_machines(const MachineList& machines);
   // After the script: `sync` on every machine that is up.
-  void sync_all();
+  void sync_machines(const MachineList& machines);
+  // Kills each (cleanup() does the driver's own); logs what fails and goes on.
+  void release_machines(const MachineList& machines);
 
   // The legacy create_machine({...}); `args` holds its string keys.
   std::shared_ptr<Machine> create_machine(const std::map<std::string, std::string>& args, bool keep_vm_state,

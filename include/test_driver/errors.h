@@ -5,6 +5,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace td {
 
@@ -31,6 +32,11 @@ class RequestedAssertionFailed : public Error {
 class QmpError : public Error {
  public:
   using Error::Error;
+  QmpError(const std::string& message, std::string class_name, std::string description)
+      : Error(message), class_name(std::move(class_name)), description(std::move(description)) {}
+  // QEMU's error reply: {"error": {"class": …, "desc": …}}.
+  std::string class_name;
+  std::string description;
 };
 
 // A polling condition returned false while the test ran.

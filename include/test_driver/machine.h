@@ -63,7 +63,9 @@ class Machine : public BaseMachine {
   void release() override;
   bool booted() const override { return booted_; }
   bool connected() const override { return connected_; }
-  void set_connected(bool connected) override { connected_ = connected; }
+  // false: the next command waits for the backdoor's new shell (a reboot the
+  // script triggered); true: only on a machine that runs.
+  void set_connected(bool connected) override;
   void cleanup_statedir();
 
   // --- the monitor
@@ -74,6 +76,8 @@ class Machine : public BaseMachine {
   // Sends a command; returns its "return" value. Throws td::QmpError for an
   // error reply, td::MachineError when QEMU is gone.
   Json qmp_command(const std::string& command, const Json& arguments = Json());
+  // Whether QMP is connected (from start() until the machine stops).
+  bool qmp_connected() const;
   // Returns the first QMP event since the machine started, not consumed by
   // an earlier call, that `filter` accepts (waiting for it if need be); the
   // events before it are consumed too.

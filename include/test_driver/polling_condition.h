@@ -18,9 +18,9 @@ class PollingCondition {
   PollingCondition(std::function<bool()> condition, double seconds_interval, std::string description);
 
   // Runs the condition if it is overdue and not already running (a condition
-  // that runs commands would otherwise check itself); true when it holds or
-  // was not due.
-  bool check();
+  // that runs commands would otherwise check itself), or when `force`; true
+  // when it holds or was not due.
+  bool check(bool force = false);
   // check(), throwing PollingConditionFailed when it does not hold.
   void maybe_raise();
 

@@ -14,7 +14,8 @@
 
 namespace td {
 
-// Throws td::RequestedAssertionFailed("action timed out after N seconds").
+// Throws td::RequestedAssertionFailed("action timed out after 12.34 seconds
+// (timeout=12)"): the time taken, and the timeout.
 void retry(const std::function<bool(bool last_try)>& fn, Duration timeout = kDefaultTimeout);
 // The same against a deadline the caller made from `timeout` (so that it can
 // bound each call by it too); `timeout` names it in the error.

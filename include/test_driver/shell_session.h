@@ -63,6 +63,8 @@ class ShellSession {
   void write(std::string_view data, const std::string& step);
   // True while a command the driver stopped waiting for may still answer.
   bool has_stale_command() const { return stale_.has_value(); }
+  // The shell went away (a reboot): a command it still ran never answers.
+  void forget_stale_command() { stale_.reset(); }
 
  private:
   struct StaleCommand {

@@ -2,9 +2,17 @@
 --start-scripts, --vlans, --global-timeout and the test script argument.
 Relative paths in it are relative to the file's directory.
 
-    {"vms": [{"name": "server", "start_script": "/nix/store/…/bin/run-server-vm"}, …]
-         or {"server": {"start_script": "…"}, …},
+    {"vms": {"server": {"name": "server", "start_script": "/nix/store/…/bin/run-server-vm"}, …}
+         or [{"name": "server", "start_script": "…"}, …],
+     "containers": {}, "display_viewers": {}, "enable_ssh_backdoor": false,
      "vlans": [1, 2], "global_timeout": 3600, "test_script": "test.py"}
+
+Every key of upstream's file is known (none is required: what the file does
+not set comes from the command line, the environment or the defaults); an
+unknown key is an error naming it. What this driver cannot do is an error
+too: containers (systemd-nspawn) and the SSH backdoor (vhost-vsock).
+global_timeout is seconds, or an ISO 8601 duration ("PT1H30M") as pydantic
+reads upstream's timedelta.
 """
 from __future__ import annotations
 
@@ -15,7 +23,7 @@ from test_driver._core import NixStartScript
 
 __all__ = ["Config", "ConfigError", "load_config"]
 
-KEYS = "vms, vlans, global_timeout, test_script"
+KEYS = ("vms", "containers", "vlans", "global_timeout", "test_script", "display_viewers", "enable_ssh_backdoor")
 
 
 class ConfigError(Exception):
@@ -51,6 +59,19 @@ def _json_type(value: object) -> str:
     if isinstance(value, dict):
         return "an object"
     return "unknown"
+
+
+def _iso_duration(text: str) -> float | None:
+    """Seconds of an ISO 8601 duration (PnDTnHnMnS, as pydantic reads a
+    timedelta), else None."""
+    import re
+
+    m = re.fullmatch(r"P(?:(\d+(?:\.\d+)?)W)?(?:(\d+(?:\.\d+)?)D)?"
+                     r"(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?", text)
+    if m is None or text in ("P", "PT") or text.endswith("T"):
+        return None
+    weeks, days, hours, minutes, seconds = (float(g) if g else 0.0 for g in m.groups())
+    return (((weeks * 7 + days) * 24 + hours) * 60 + minutes) * 60 + seconds
 
 
 def load_config(path: str) -> Config:
@@ -107,6 +128,10 @@ def load_config(path: str) -> Config:
                        "(machines are named after run-<name>-vm)")
         return script
 
+    unknown = [k for k in data if k not in KEYS]
+    if unknown:
+        names = ", ".join(f"'{k}'" for k in unknown)
+        raise fail(f"unknown key{'s' if len(unknown) > 1 else ''} {names} (known: {', '.join(KEYS)})")
     config = Config()
     for key, value in data.items():
         if key == "vms":
@@ -116,6 +141,26 @@ def load_config(path: str) -> Config:
                 config.start_scripts = [vm_script(vm, f"vms.{name}", name) for name, vm in value.items()]
             else:
                 raise fail(f"'vms' must be a list or an object, not {_json_type(value)}")
+        elif key == "containers":
+            if not isinstance(value, (dict, list)):
+                raise fail(f"'containers' must be an object, not {_json_type(value)}")
+            if value:
+                names = ", ".join(value) if isinstance(value, dict) else f"{len(value)} of them"
+                raise fail(f"'containers' ({names}): systemd-nspawn containers are not supported by this driver yet")
+        elif key == "display_viewers":
+            # Viewers of containers' displays (upstream: {"vnc": {"kind": "vnc", "executable": …}}): with no
+            # containers there is nothing to view.
+            if not isinstance(value, dict):
+                raise fail(f"'display_viewers' must be an object, not {_json_type(value)}")
+            for protocol, viewer in value.items():
+                if not isinstance(viewer, dict):
+                    raise fail(f"'display_viewers.{protocol}' must be an object, not {_json_type(viewer)}")
+        elif key == "enable_ssh_backdoor":
+            if not isinstance(value, bool):
+                raise fail(f"'enable_ssh_backdoor' must be a boolean, not {_json_type(value)}")
+            if value:
+                raise fail("'enable_ssh_backdoor': the SSH backdoor is not supported by this driver "
+                           "(it needs vhost-vsock, /dev/vhost-vsock)")
         elif key == "vlans":
             if not isinstance(value, list):
                 raise fail(f"'vlans' must be a list, not {_json_type(value)}")
@@ -127,13 +172,13 @@ def load_config(path: str) -> Config:
                     raise fail(f"'vlans': invalid VLAN number {nr}")
                 config.vlans.append(nr)
         elif key == "global_timeout":
-            if not _is_number(value):
-                raise fail(f"'global_timeout' must be a number of seconds, not {_json_type(value)}")
-            if not value > 0 or value > 1e9:
+            seconds = _iso_duration(value) if isinstance(value, str) else value
+            if not _is_number(seconds):
+                raise fail(f"'global_timeout' must be a number of seconds or an ISO 8601 duration, not "
+                           f"{_json_type(value) if not isinstance(value, str) else repr(value)}")
+            if not seconds > 0 or seconds > 1e9:
                 raise fail("'global_timeout' must be a positive number of seconds")
-            config.global_timeout = float(value)
+            config.global_timeout = float(seconds)
         elif key == "test_script":
             config.test_script = resolve(string_at(value, key))
-        else:
-            raise fail(f"unknown key '{key}' (known: {KEYS})")
     return config

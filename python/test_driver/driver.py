@@ -8,7 +8,7 @@ from test_driver import _core
 from test_driver._core import get_tmp_dir
 from test_driver.assertions import t
 from test_driver.logger import Subtest, rootlog
-from test_driver.machine import BaseMachine, Machine, retry
+from test_driver.machine import BaseMachine, Machine, NixStartScript, NspawnMachine, QemuMachine, retry
 from test_driver.polling_condition import PollingCondition
 
 # Not typing.TYPE_CHECKING: importing typing costs start-up time.
@@ -16,9 +16,10 @@ from test_driver.polling_condition import PollingCondition
 # stubtest does not look for them at run time.)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from datetime import timedelta
     from typing import Any, Callable, Literal, overload
 
-__all__ = ["Driver", "GlobalTimeout", "PollingConditionScope", "get_tmp_dir"]
+__all__ = ["DebugNop", "Driver", "GlobalTimeout", "PollingConditionScope", "get_tmp_dir"]
 
 
 class GlobalTimeout(BaseException):
@@ -29,7 +30,7 @@ class GlobalTimeout(BaseException):
 
 class PollingConditionScope:
     """What `@polling_condition` makes of a function: a context manager that
-    keeps the condition in force while its block runs."""
+    keeps the condition in force while its block runs, and `wait()`."""
 
     def __init__(self, driver: _core.Driver, condition: PollingCondition) -> None:
         self._driver = driver
@@ -42,6 +43,31 @@ class PollingConditionScope:
         self._driver.pop_polling_condition(self.condition)
         return False
 
+    def wait(self, timeout: float | timedelta = 900) -> None:
+        """Wait until the condition holds (checked with `retry`, whatever its
+        interval), raising after `timeout` seconds; as upstream's."""
+        description = self.condition.description
+
+        def holds(last: bool) -> bool:
+            if last:
+                rootlog.info(f"Last chance for {description}")
+            ok = self.condition.check(force=True)
+            if not ok and not last:
+                rootlog.info(f"({description} failure not fatal yet)")
+            return ok
+
+        with rootlog.nested(f"waiting for {description}"):
+            retry(holds, timeout_seconds=timeout)
+
+
+class DebugNop:
+    """The test script's `debug`: upstream's debug hook (--debug-hook-attach,
+    a remote pdb on a failure) is not built into this driver, so, as upstream
+    without the hook, its breakpoint() does nothing."""
+
+    def breakpoint(self, host: str = "127.0.0.1", port: int = 4444) -> None:
+        """Upstream: stop and serve a debugger on host:port. Here: nothing (no debug hook)."""
+
 
 class Driver(_core.Driver):
     """A handle to the driver that sets up the environment and runs the tests."""
@@ -49,6 +75,59 @@ class Driver(_core.Driver):
     # The file name that tracebacks give the test script (the command line
     # sets the script's path).
     _script_path = "<test script>"
+
+    def __init__(self, start_scripts: list[str] | None, vlans: list[int] | None, tests: str,
+                 out_dir: str | os.PathLike[str], keep_vm_state: bool = False) -> None:
+        super().__init__(start_scripts, vlans, tests, out_dir, keep_vm_state)
+        # Plain lists, as upstream's: a machine a script appends is started,
+        # joined, synced and cleaned up like the others.
+        self.machines_qemu: list[Machine] = list(self.core_machines)
+        self.machines_nspawn: list[NspawnMachine] = []
+        # create_machine()'s, cleaned up at the end too.
+        self._created: list[Machine] = []
+        self.debug = DebugNop()
+
+    @property
+    def machines(self) -> list[BaseMachine]:
+        """Every machine, sorted by name (as upstream): machines_qemu, then machines_nspawn."""
+        machines: list[BaseMachine] = [*self.machines_qemu, *self.machines_nspawn]
+        machines.sort(key=lambda machine: machine.name)
+        return machines
+
+    def __exit__(self, *args: object) -> Literal[False]:
+        self.cleanup()
+        return False
+
+    def cleanup(self) -> None:
+        """Kill every machine (those a script added or created too) and VLAN."""
+        core = set(map(id, self.core_machines))
+        # Each once: create_machine()'s may have been appended to machines_qemu.
+        others: dict[int, BaseMachine] = {}
+        for machine in [*self.machines, *self._created]:
+            if id(machine) not in core:
+                others.setdefault(id(machine), machine)
+        self.release_machines(list(others.values()))
+        super().cleanup()
+
+    def start_all(self) -> None:
+        """Start all machines, in parallel."""
+        self.start_machines(self.machines)
+
+    def join_all(self) -> None:
+        """Wait for all machines to shut down."""
+        self.join_machines(self.machines)
+
+    def sync_all(self) -> None:
+        """Run `sync` on every machine that is up."""
+        self.sync_machines(self.machines)
+
+    def dump_machine_ssh(self) -> None:
+        """Upstream: print how to ssh into each machine over the SSH backdoor
+        (vsock), when it is enabled. This driver has no SSH backdoor (it needs
+        /dev/vhost-vsock): as upstream without it, nothing is printed, and a
+        warning says why."""
+        rootlog.warning("dump_machine_ssh: the SSH backdoor is not available in this driver "
+                        "(it needs vhost-vsock, /dev/vhost-vsock); use the backdoor shell (shell_interact)")
 
     def subtest(self, name: str) -> Subtest:
         """Context manager grouping the log of a named subtest."""
@@ -60,6 +139,8 @@ class Driver(_core.Driver):
             "start_all": self.start_all,
             "test_script": self.test_script,
             "machines": self.machines,
+            "machines_qemu": self.machines_qemu,
+            "machines_nspawn": self.machines_nspawn,
             "vlans": self.vlans,
             "driver": self,
             "log": rootlog,
@@ -72,12 +153,14 @@ class Driver(_core.Driver):
             "serial_stdout_off": self.serial_stdout_off,
             "serial_stdout_on": self.serial_stdout_on,
             "polling_condition": self.polling_condition,
-            "Machine": Machine,
-            # Beside the reference's names, upstream's newer ones.
-            "t": t,
-            "machines_qemu": self.machines,
-            "QemuMachine": Machine,
             "BaseMachine": BaseMachine,
+            "QemuMachine": QemuMachine,
+            "NspawnMachine": NspawnMachine,
+            "t": t,
+            "debug": self.debug,
+            "dump_machine_ssh": self.dump_machine_ssh,
+            # The reference's name for QemuMachine.
+            "Machine": Machine,
         }
         general = ", ".join(symbols)
         machines = symbols["machines"]
@@ -109,8 +192,37 @@ class Driver(_core.Driver):
         self.test_script()
         self.sync_all()
 
-    def create_machine(self, args: dict[str, Any]) -> Machine:
-        """Legacy: create a machine from a dict of options."""
+    if TYPE_CHECKING:
+        @overload
+        def create_machine(self, start_command: str, *, name: str | None = None,
+                           keep_machine_state: bool = False) -> Machine: ...
+
+        @overload
+        def create_machine(self, start_command: dict[str, Any]) -> Machine: ...
+
+    def create_machine(self, start_command: Any, *, name: str | None = None, keep_machine_state: bool = False,
+                       **legacy: Any) -> Machine:
+        """A machine (not started, not in machines_qemu, cleaned up at the end) from a NixOS start script
+        (run-<name>-vm, as upstream: create_machine(start_command, *, name=None, keep_machine_state=False)),
+        or, legacy, from a dict of options (startCommand, name, hda, qemuBinary, ..., keep_vm_state,
+        allow_reboot)."""
+        if isinstance(start_command, dict):
+            if name is not None or keep_machine_state or legacy:
+                raise TypeError("create_machine(dict) takes its options in the dict")
+            return self._create_legacy_machine(start_command)
+        # keep_vm_state: upstream's name for it until 2025.
+        keep = bool(legacy.pop("keep_vm_state", keep_machine_state))
+        if legacy:
+            raise TypeError(f"create_machine() got an unexpected keyword argument '{next(iter(legacy))}'")
+        if not isinstance(start_command, (str, os.PathLike)):
+            raise TypeError(f"create_machine() takes a start script path or a dict, not {type(start_command).__name__}")
+        command = NixStartScript(os.fspath(start_command))
+        machine = Machine(out_dir=self.out_dir, tmp_dir=get_tmp_dir(), start_command=command,
+                          name=name or command.machine_name, keep_vm_state=keep)
+        self._created.append(machine)
+        return machine
+
+    def _create_legacy_machine(self, args: dict[str, Any]) -> Machine:
         options = {str(k): str(v) for k, v in args.items() if v is not None and not isinstance(v, bool)}
         hda = args.get("hda")
         if isinstance(hda, tuple):

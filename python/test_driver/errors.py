@@ -1,4 +1,5 @@
 """Exceptions the driver raises; all derive from Exception."""
+from __future__ import annotations
 
 __all__ = ["Error", "MachineError", "RequestedAssertionFailed"]
 
@@ -23,4 +24,13 @@ class PollingConditionFailed(Error):
 
 
 class QMPAPIError(Error):
-    """QEMU answered a QMP command with an error."""
+    """QEMU answered a QMP command with an error: its class (class_name, e.g.
+    "CommandNotFound") and description; transaction_id is None, as the driver
+    sends no ids."""
+
+    def __init__(self, message: str, class_name: str | None = None, description: str | None = None,
+                 transaction_id: object = None) -> None:
+        super().__init__(message)
+        self.class_name = class_name
+        self.description = description
+        self.transaction_id = transaction_id

@@ -1,4 +1,4 @@
-"""The QEMU Machine Protocol: errors (commands are Machine.qmp_command)."""
-from test_driver.errors import QMPAPIError
+"""The QEMU Machine Protocol: the older module name of test_driver.machine.qmp."""
+from test_driver.machine.qmp import QMPAPIError, QMPSession
 
-__all__ = ["QMPAPIError"]
+__all__ = ["QMPAPIError", "QMPSession"]

@@ -53,7 +53,7 @@ def test_config_errors_name_the_problem(bed):
         ({"vms": [{"start_script": script, "memory": 1}]}, "unknown key 'vms[0].memory'"),
         ({"vlans": "1"}, "'vlans' must be a list, not a string"),
         ({"vlans": [1, True]}, "'vlans' must hold integers, not a boolean"),
-        ({"global_timeout": "1h"}, "'global_timeout' must be a number of seconds, not a string"),
+        ({"global_timeout": "1h"}, "'global_timeout' must be a number of seconds or an ISO 8601 duration, not '1h'"),
         ({"global_timeout": -1}, "'global_timeout' must be a positive number"),
         ({"test_script": ["t.py"]}, "'test_script' must be a string, not a list"),
         ({"testScript": "t.py"}, "unknown key 'testScript'"),

@@ -65,11 +65,13 @@ def test_cmake_install_then_import(tmp_path):
     subprocess.run(["cmake", "--install", str(build_dir), "--prefix", str(prefix)], check=True,
                    stdout=subprocess.DEVNULL, timeout=120)
     site = prefix / "lib" / "python3" / "dist-packages"
-    for name in ("_core.pyi", "py.typed", "__init__.py", "machine.py"):
+    for name in ("_core.pyi", "py.typed", "__init__.py", "machine/__init__.py", "machine/qmp.py"):
         assert (site / "test_driver" / name).is_file(), name
+    # The subpackage is byte-compiled too.
+    assert list((site / "test_driver" / "machine" / "__pycache__").glob("qmp.*.pyc"))
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(site)}
     r = subprocess.run(["/usr/bin/python3", "-c",
-                        "import test_driver, test_driver.machine, test_driver.driver;"
+                        "import test_driver, test_driver.machine, test_driver.machine.qmp, test_driver.driver;"
                         "print(test_driver.__file__); print(test_driver.machine.Machine.succeed.__doc__)"],
                        env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
     assert r.returncode == 0, r.stderr

@@ -11,11 +11,14 @@ from test_driver import errors, logger, machine, polling_condition, vlan
 from test_driver.machine import LegacyStartCommand, Machine, NixStartScript, StartCommand, retry
 from test_driver.polling_condition import PollingCondition, PollingConditionFailed
 
-REFERENCE_SYMBOLS = [
-    "start_all", "test_script", "machines", "vlans", "driver", "log", "os", "create_machine", "subtest",
-    "run_tests", "join_all", "retry", "serial_stdout_off", "serial_stdout_on", "polling_condition", "Machine",
+# Upstream's (nixpkgs 2026, driver.py's test_symbols), in its order, then
+# the reference's (2022) Machine, which upstream dropped.
+UPSTREAM_SYMBOLS = [
+    "start_all", "test_script", "machines", "machines_qemu", "machines_nspawn", "vlans", "driver", "log", "os",
+    "create_machine", "subtest", "run_tests", "join_all", "retry", "serial_stdout_off", "serial_stdout_on",
+    "polling_condition", "BaseMachine", "QemuMachine", "NspawnMachine", "t", "debug", "dump_machine_ssh",
 ]
-UPSTREAM_SYMBOLS = ["t", "machines_qemu", "QemuMachine", "BaseMachine"]
+REFERENCE_SYMBOLS = ["Machine"]
 
 
 def test_reference_module_layout():
@@ -55,7 +58,7 @@ def test_retry_contract():
     assert calls == [False, False, False]
 
     seen = []
-    with pytest.raises(errors.RequestedAssertionFailed, match="action timed out after 1 seconds"):
+    with pytest.raises(errors.RequestedAssertionFailed, match=r"action timed out after [01]\.\d\d seconds \(timeout=1\)"):
         retry(lambda last: seen.append(last) or False, timeout=1)
     assert seen[-1] is True and seen.count(True) == 1
 
@@ -135,11 +138,17 @@ def test_driver_symbols_match_reference(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     with driver_mod.Driver([], [], "", tmp_path) as d:
         symbols = d.test_symbols()
-    assert list(symbols) == REFERENCE_SYMBOLS + UPSTREAM_SYMBOLS
+    assert list(symbols) == UPSTREAM_SYMBOLS + REFERENCE_SYMBOLS
     assert symbols["os"] is os and symbols["retry"] is retry and symbols["driver"] is d
     # BaseMachine is the real base class now, as upstream's.
     assert symbols["QemuMachine"] is Machine and issubclass(Machine, symbols["BaseMachine"])
     assert symbols["BaseMachine"] is not Machine and symbols["machines_qemu"] == []
+    assert symbols["machines_nspawn"] == [] and symbols["machines_qemu"] is d.machines_qemu
+    assert issubclass(symbols["NspawnMachine"], symbols["BaseMachine"])
+    with pytest.raises(errors.Error, match="nspawn containers .* not supported"):
+        symbols["NspawnMachine"]()
+    symbols["debug"].breakpoint()  # no debug hook: does nothing, as upstream's DebugNop
+    symbols["dump_machine_ssh"]()  # no SSH backdoor: a warning, as upstream prints nothing
     with pytest.raises(errors.RequestedAssertionFailed, match="1 != 2"):
         symbols["t"].assertEqual(1, 2)
     symbols["t"].assertIn("a", "abc")

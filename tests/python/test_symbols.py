@@ -9,10 +9,11 @@ from conftest import driver_exe
 
 import test_driver
 
-EXPECTED = ("start_all,test_script,machines,vlans,driver,log,os,create_machine,subtest,run_tests,join_all,retry,"
-            "serial_stdout_off,serial_stdout_on,polling_condition,Machine,"
-            # upstream's newer names, beside the reference's
-            "t,machines_qemu,QemuMachine,BaseMachine")
+# Upstream's (nixpkgs 2026) in its order, then the reference's Machine.
+EXPECTED = ("start_all,test_script,machines,machines_qemu,machines_nspawn,vlans,driver,log,os,create_machine,"
+            "subtest,run_tests,join_all,retry,serial_stdout_off,serial_stdout_on,polling_condition,"
+            "BaseMachine,QemuMachine,NspawnMachine,t,debug,dump_machine_ssh,"
+            "Machine")
 
 GOOD = """
 start_all()
