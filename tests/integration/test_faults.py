@@ -274,3 +274,54 @@ def test_global_timeout_flag_is_validated(bed):
         assert "--global-timeout" in r.stderr
     r = bed.run_driver("pass\n", env=bed.env(globalTimeout="nope"), timeout=30)
     assert r.returncode == 2 and "globalTimeout" in r.stderr
+
+
+# --- the driver itself dies (issue 16) ------------------------------------------
+
+# Records the driver's children (QEMU's start script, vde_switch) in
+# <pid>.pid files, then signals the phase.
+RECORD_CHILDREN = """
+import os, time
+def _record_children():
+    me = str(os.getpid())
+    for entry in os.listdir("/proc"):
+        try:
+            stat = open("/proc/%s/stat" % entry).read()
+        except OSError:
+            continue
+        if stat[stat.rindex(")") + 2:].split()[1] == me:
+            open("child-%s.pid" % entry, "w").write(entry)
+"""
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGQUIT", "os._exit"])
+def test_qemu_and_vde_switch_die_with_the_driver(bed, how):
+    script = pid_wrapper(bed, bed.script("mini", "machine", vlans=[1]))
+    end = "os._exit(3)\n" if how == "os._exit" else "time.sleep(120)\n"
+    live = Live(bed, RECORD_CHILDREN + "machine.start()\n_record_children()\nopen('phase', 'w').close()\n" + end,
+                args=["--start-scripts", script, "--vlans", "1", "--"], env=bed.env(LOGFILE=str(bed.root / "log.xml")))
+    try:
+        if how != "os._exit":
+            live.wait_for(lambda: (bed.root / "phase").exists(), timeout=120, what="the machine's start")
+        else:
+            live.proc.wait(120)
+        pids = [int(p.read_text()) for p in bed.root.glob("*.pid")]
+        qemu = int((bed.root / "qemu.pid").read_text())
+        assert len(pids) >= 3, pids  # QEMU (recorded twice: wrapper and child), vde_switch
+        t0 = time.monotonic()
+        if how != "os._exit":
+            live.signal(getattr(signal, how))
+            status = live.finish(timeout=30)
+            assert status == -getattr(signal, how), live.stderr()
+        else:
+            assert live.proc.returncode == 3, live.stderr()
+        left = leftovers(bed, grace=5)
+        took = time.monotonic() - t0
+    finally:
+        if live.proc.poll() is None:
+            live.proc.kill()
+            live.proc.wait()
+    assert not left, f"left behind: {left}"
+    assert took < 3, f"QEMU and vde_switch took {took:.2f} s to die"
+    assert qemu in pids
+    report(f"driver ends by {how}", "(no cleanup runs)", f"{took:.2f} s until QEMU and vde_switch are gone", "none")
