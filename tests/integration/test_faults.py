@@ -325,3 +325,44 @@ def test_qemu_and_vde_switch_die_with_the_driver(bed, how):
     assert took < 3, f"QEMU and vde_switch took {took:.2f} s to die"
     assert qemu in pids
     report(f"driver ends by {how}", "(no cleanup runs)", f"{took:.2f} s until QEMU and vde_switch are gone", "none")
+
+
+def test_second_driver_on_the_same_state_directory_fails_at_once(bed):
+    # Two runs, one TMPDIR, one machine name: the second must neither delete
+    # the first's sockets nor reach its QEMU.
+    script = pid_wrapper(bed, bed.script("mini", "machine"))
+    first = Live(bed, "import os, time\nmachine.succeed('true')\nopen('phase', 'w').close()\n"
+                      "while not os.path.exists('go-on'):\n    time.sleep(0.05)\n"
+                      "assert machine.succeed('echo still mine') == 'still mine\\n'\n",
+                 args=["--start-scripts", script, "--"], env=bed.env(LOGFILE=str(bed.root / "log.xml")))
+    try:
+        first.wait_for(lambda: (bed.root / "phase").exists(), timeout=120, what="the first run's boot")
+        second_dir = bed.root / "second"
+        second_dir.mkdir()
+        marker = second_dir / "started"
+        other = second_dir / "run-machine-vm"
+        other.write_text(f"#!/bin/sh\ntouch {marker}\nexec {script} \"$@\"\n")
+        other.chmod(0o755)
+        t0 = time.monotonic()
+        r = bed.run_driver("machine.succeed('true')\n", args=["--start-scripts", str(other), "--"],
+                           env=bed.env(LOGFILE=str(second_dir / "log.xml")), timeout=60)
+        took = time.monotonic() - t0
+        state = bed.tmp / "vm-state-machine"
+        assert r.returncode == 1, r.stderr
+        assert f"the VM state directory {state} is in use by another test driver (pid {first.proc.pid})" in r.stderr
+        assert took < 5, f"the second driver took {took:.1f} s to fail"
+        assert not marker.exists(), "the second driver ran its start script"
+        for socket in ("monitor", "shell", "qmp"):
+            assert (state / socket).exists(), f"the second driver deleted {socket}"
+        (bed.root / "go-on").touch()
+        assert first.finish(timeout=60) == 0, first.stderr()
+    finally:
+        if first.proc.poll() is None:
+            first.proc.kill()
+            first.proc.wait()
+    assert not leftovers(bed)
+    parse_log(bed)
+    import xml.etree.ElementTree as ET
+    ET.parse(second_dir / "log.xml")
+    report("second driver, same TMPDIR and machine name", r.stderr.strip().splitlines()[-1][:160],
+           f"{took:.2f} s to fail", "none")
