@@ -68,6 +68,27 @@ def _vlan_number(text: str) -> int | None:
     return n if -(2**31) <= n < 2**31 else None
 
 
+def _start_script_problem(script: str) -> str | None:
+    """Why `script` cannot be run as a start script (None when it can). As
+    the core runs it: an existing path is the program; anything else is a
+    command line whose first word is looked up in $PATH unless it has a slash."""
+    program = script if os.path.exists(script) else (script.split() or [""])[0]
+    if "/" in program or os.path.exists(program):
+        candidates = [program]
+    else:
+        candidates = [os.path.join(d or ".", program) for d in os.environ.get("PATH", os.defpath).split(os.pathsep)]
+    for path in candidates:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return None
+    if len(candidates) != 1:
+        return "is not found in $PATH"
+    if not os.path.exists(program):
+        return "does not exist"
+    if os.path.isdir(program):
+        return "is a directory"
+    return "is not executable"
+
+
 def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None]) -> int:
     """The nixos-test-driver executable once its command line is parsed
     (src/cli/main.cc): check the options, run the test script (or
@@ -85,15 +106,22 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
     import sys
     import time
 
-    from test_driver.logger import format_exception, rootlog
+    def usage_error(message: str) -> int:
+        sys.stderr.write(f"nixos-test-driver: error: {message}\n")
+        return 2
+
+    from test_driver import _core
+    from test_driver.errors import Error
+
+    # The core's logger opens $LOGFILE when it is made, i.e. here.
+    try:
+        from test_driver.logger import format_exception, rootlog
+    except Error as e:
+        return usage_error(f"$LOGFILE: {e}")
 
     if options["generate_driver_symbols"]:
         generate_driver_symbols()
         return 0
-
-    def usage_error(message: str) -> int:
-        sys.stderr.write(f"nixos-test-driver: error: {message}\n")
-        return 2
 
     # Command-line flags win over the config file, which wins over the environment.
     from_config = None
@@ -168,6 +196,16 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
         parent = os.path.dirname(junit_path)
         if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
             return usage_error(f"argument --junit-xml: {parent} is not a writeable directory")
+    # Before any machine is made: a start script that cannot run, and a
+    # TMPDIR that is not a writeable directory (the core never creates one).
+    for script in start_scripts:
+        problem = _start_script_problem(script)
+        if problem:
+            return usage_error(f"argument --start-scripts: the start script {script} {problem}")
+    try:
+        _core.get_tmp_dir()
+    except Error as e:
+        return usage_error(str(e))
     try:
         with open(testscript, "rb") as fp:
             source = fp.read()
