@@ -33,6 +33,8 @@ namespace {
 
 // How long QEMU may take to connect to the monitor and shell sockets.
 constexpr Duration kSocketConnectTimeout{120.0};
+// The longest line QEMU's human monitor takes (READLINE_CMD_BUF_SIZE - 1).
+constexpr size_t kMonitorLineLimit = 4095;
 // How many of QEMU's last output lines an error shows.
 constexpr size_t kRecentLines = 20;
 
@@ -307,8 +309,22 @@ std::string Machine::send_monitor_command(const std::string& command) {
   run_callbacks();
   if (command.find('\n') != std::string::npos)
     throw Error(fmt::format("{}: a monitor command must be one line, got {:?}", label(), command));
+  Channels& channels = running_channels("the monitor");
+  if (command.size() > kMonitorLineLimit) {
+    // QEMU's monitor keeps the first 4095 bytes of a line and runs those,
+    // after echoing (and redrawing) it byte by byte: QMP's
+    // human-monitor-command runs the whole command at the socket's speed.
+    if (!channels.qmp.is_open())
+      throw Error(fmt::format("{}: a monitor command of {} bytes is longer than the {} bytes QEMU's monitor takes, "
+                              "and QMP, which takes any length, is not available",
+                              label(), command.size(), kMonitorLineLimit));
+    auto nest = nested(fmt::format("sending monitor command: {}... ({} bytes, through QMP)", command.substr(0, 200),
+                                   command.size()));
+    Json reply = channels.qmp.command("human-monitor-command", Json::Object{{"command-line", command}});
+    return reply.is_string() ? reply.as_string() : reply.dump();
+  }
   auto nest = nested("sending monitor command: " + command);
-  MonitorClient& monitor = running_channels("the monitor").monitor;
+  MonitorClient& monitor = channels.monitor;
   monitor.send(command);
   auto inner = nested("waiting for monitor prompt");
   return monitor.read_reply(MonitorClient::on_close_for(command));
@@ -466,6 +482,15 @@ void Machine::finish_shutdown() {
 void Machine::release() {
   std::lock_guard lock(mutex_);
   if (!process_) return;
+  if (!process_->owned()) {
+    // A fork of the driver: QEMU and its channels are the driver's. Closing
+    // them here would unregister the sockets from the epoll set the fork
+    // shares with the driver, and the serial reader's thread is not here.
+    (void)channels_.release();
+    (void)serial_.release();
+    (void)process_.release();
+    return;
+  }
   if (!process_->exited()) rootlog().info(fmt::format("kill machine (pid {})", process_->pid()));
   // Also after QEMU exited: kills what its start script left in its group.
   process_->terminate(std::chrono::seconds(5));

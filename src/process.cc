@@ -162,6 +162,7 @@ std::unique_ptr<Process> Process::spawn(const Options& options) {
 
   auto process = std::unique_ptr<Process>(new Process());
   process->pid_ = pid;
+  process->owner_ = driver;
   ::setpgid(pid, pid);  // also here, so the group exists before we signal it
   close_fd(exec_error[1]);
   close_fd(out_pipe[1]);
@@ -191,7 +192,7 @@ std::unique_ptr<Process> Process::spawn(const Options& options) {
 }
 
 Process::~Process() {
-  if (!exited_ && pid_ > 0) {
+  if (!exited_ && pid_ > 0 && owned()) {
     signal_group(SIGKILL);
     wait(std::nullopt);
   }
@@ -291,12 +292,15 @@ std::string Process::describe_status() const {
   return fmt::format("wait status {}", status_);
 }
 
+bool Process::owned() const { return ::getpid() == owner_; }
+
 void Process::signal_group(int sig) {
-  if (exited_ || pid_ <= 0) return;
+  if (exited_ || pid_ <= 0 || !owned()) return;
   if (::kill(-pid_, sig) != 0) ::kill(pid_, sig);
 }
 
 void Process::terminate(std::chrono::milliseconds grace) {
+  if (!owned()) return;  // a fork of the driver (a script's os.fork()) leaves it to the driver
   if (poll()) {
     ::kill(-pid_, SIGKILL);  // the leader is gone; leftovers in its group are not
     return;

@@ -217,6 +217,7 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
         return usage_error(f"the test script {testscript} is not UTF-8 text: {e}")
 
     status = 0
+    owner = os.getpid()  # only this process cleans up the machines and closes the log
     try:
         # _signal, not signal: the latter imports enum, a tenth of the start-up.
         if TYPE_CHECKING:
@@ -274,6 +275,14 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
                 rootlog.error(f"test script failed: {error}")
                 status = 1
         _signal.setitimer(_signal.ITIMER_REAL, 0)
+        if os.getpid() != owner:
+            # A fork of the driver (the script called os.fork()) ending: the
+            # machines and the log are the driver's to clean up, and even
+            # destroying its copies of the channels would unregister them
+            # from the event loops it shares with the driver (epoll).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
         if driver is not None:
             # Cleanup is not interruptible (it is bounded); a signal that
             # arrives meanwhile surfaces after it, and must not skip closing

@@ -366,3 +366,34 @@ def test_second_driver_on_the_same_state_directory_fails_at_once(bed):
     ET.parse(second_dir / "log.xml")
     report("second driver, same TMPDIR and machine name", r.stderr.strip().splitlines()[-1][:160],
            f"{took:.2f} s to fail", "none")
+
+
+@pytest.mark.parametrize("how", ["falls off the end", "sys.exit", "raises"])
+def test_a_forked_script_leaves_cleanup_to_the_driver(bed, how):
+    # Issue 16: the child's exit ran the full cleanup, killed the parent's
+    # QEMU and appended a second </logfile>.
+    script = pid_wrapper(bed, bed.script("mini", "machine", vlans=[1]))
+    child_end = {"falls off the end": "pass", "sys.exit": "raise SystemExit(0)", "raises": "raise RuntimeError('child')"}
+    text = f"""
+import os, time
+machine.succeed('true')
+pid = os.fork()
+if pid == 0:
+    {child_end[how]}
+else:
+    _, status = os.waitpid(pid, 0)
+    print("CHILD STATUS", status, flush=True)
+    time.sleep(0.5)
+    assert machine.succeed('echo alive') == 'alive\\n'
+    print("PARENT OK", flush=True)
+"""
+    r = bed.run_driver(text, args=["--start-scripts", script, "--vlans", "1", "--"],
+                       env=bed.env(LOGFILE=str(bed.root / "log.xml")), timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "PARENT OK" in r.stdout, r.stdout + r.stderr
+    assert r.stderr.count("kill machine") == 1, r.stderr
+    assert r.stderr.count("kill vlan") == 1, r.stderr
+    text = (bed.root / "log.xml").read_text()
+    assert text.count("</logfile>") == 1, text[-300:]
+    parse_log(bed)
+    assert not leftovers(bed)
