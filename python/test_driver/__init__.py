@@ -89,6 +89,17 @@ def _start_script_problem(script: str) -> str | None:
     return "is not executable"
 
 
+def _script_threads() -> list[Any]:
+    """The test script's non-daemon threads still running (none unless it imported threading)."""
+    import sys
+
+    threading = sys.modules.get("threading")
+    if threading is None:
+        return []
+    main = threading.main_thread()
+    return [t for t in threading.enumerate() if t is not main and not t.daemon and t.is_alive()]
+
+
 def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None]) -> int:
     """The nixos-test-driver executable once its command line is parsed
     (src/cli/main.cc): check the options, run the test script (or
@@ -217,6 +228,7 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
         return usage_error(f"the test script {testscript} is not UTF-8 text: {e}")
 
     status = 0
+    started = time.monotonic()
     owner = os.getpid()  # only this process cleans up the machines and closes the log
     try:
         # _signal, not signal: the latter imports enum, a tenth of the start-up.
@@ -292,7 +304,30 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
             except KeyboardInterrupt:
                 rootlog.error("interrupted during cleanup (cleanup finished)")
                 status = status or 130
+        # Threads the script started and left running: Python would wait for
+        # them for ever at exit. They get what is left of the global timeout.
+        left = _script_threads()
+        if left:
+            rootlog.info("waiting for the test script's threads: " + ", ".join(t.name for t in left))
+            try:
+                for thread in left:
+                    thread.join(max(0.0, started + global_timeout - time.monotonic()))
+                left = _script_threads()
+                if left:
+                    rootlog.error("global timeout of %g seconds reached with threads of the test script still "
+                                  "running: %s; exiting without them" % (global_timeout,
+                                                                         ", ".join(t.name for t in left)))
+                    status = status or 1
+            except KeyboardInterrupt:
+                # (An interrupted join may leave is_alive() wrong: not asked again.)
+                rootlog.error("interrupted while waiting for the test script's threads: %s"
+                              % ", ".join(t.name for t in left))
+                status = 130
         rootlog.close()
+        if left:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
     except BaseException as error:
         sys.stderr.write(format_exception(type(error), error, error.__traceback__))
         status = status or 1

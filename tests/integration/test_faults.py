@@ -397,3 +397,32 @@ else:
     assert text.count("</logfile>") == 1, text[-300:]
     parse_log(bed)
     assert not leftovers(bed)
+
+
+THREAD = ("import threading, time\nmachine.succeed('true')\n"
+          "threading.Thread(target=lambda: time.sleep(1000), name='stuck-worker').start()\n"
+          "open('phase', 'w').close()\n")
+
+
+def test_a_thread_that_never_ends_gets_the_rest_of_the_global_timeout(bed):
+    # Issue 16: Python waited for it for ever at exit.
+    t0 = time.monotonic()
+    r = run_fake(bed, "ok", THREAD, args=["--global-timeout", "4"])
+    took = time.monotonic() - t0
+    check_common(bed, "a non-daemon thread never ends (global timeout 4 s)", r,
+                 error_parts=["kill machine", "waiting for the test script's threads: stuck-worker",
+                              "global timeout of 4 seconds reached with threads of the test script still running: "
+                              "stuck-worker"])
+    assert r.stderr.index("kill machine") < r.stderr.index("waiting for the test script's threads")
+    assert 4 <= took < 8, f"took {took:.1f} s"
+
+
+def test_sigterm_while_waiting_for_a_thread_exits_130(bed):
+    live = Live(bed, THREAD, args=["--start-scripts", fake_script(bed), "--"], env=fake_env(bed))
+    live.wait_for(lambda: "waiting for the test script's threads" in live.stderr(), what="the wait for the thread")
+    live.signal(signal.SIGTERM)
+    assert live.finish(timeout=10) == 130, live.stderr()
+    assert "interrupted while waiting for the test script's threads: stuck-worker" in live.stderr()
+    assert live.took < 3
+    assert not leftovers(bed)
+    parse_log(bed)
