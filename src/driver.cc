@@ -23,10 +23,9 @@ std::filesystem::path get_tmp_dir() {
     }
   }
   std::error_code ec;
-  if (!std::filesystem::exists(dir, ec)) {
-    std::filesystem::create_directories(dir, ec);
-    if (!ec) std::filesystem::permissions(dir, std::filesystem::perms::owner_all, ec);
-  }
+  // Never created: a mistyped TMPDIR must not make a directory at the root.
+  if (!std::filesystem::exists(dir, ec))
+    throw Error(fmt::format("The directory defined by TMPDIR, TEMP or TMP: {} does not exist", dir.string()));
   if (!std::filesystem::is_directory(dir, ec))
     throw Error(fmt::format("The directory defined by TMPDIR, TEMP, TMP or CWD: {} is not a directory", dir.string()));
   if (::access(dir.c_str(), W_OK) != 0)

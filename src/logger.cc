@@ -47,6 +47,7 @@ void Logger::open(const std::string& path) {
   std::lock_guard lock(mutex_);
   close_xml_locked();
   if (path.empty() || path == "/dev/null") return;
+  owner_ = ::getpid();
   file_ = std::fopen(path.c_str(), "w");
   if (!file_) throw Error(fmt::format("cannot open the log file {}: {}", path, std::strerror(errno)));
   xml_ = std::make_unique<tinyxml2::XMLPrinter>(file_, /*compact=*/false);
@@ -61,8 +62,14 @@ void Logger::close() {
   close_xml_locked();
 }
 
+bool Logger::xml_active() const { return xml_ && ::getpid() == owner_; }
+
 void Logger::write_junit_locked() {
   if (!junit_) return;
+  if (::getpid() != owner_) {  // a fork of the driver: the report is the driver's
+    junit_.reset();
+    return;
+  }
   try {
     junit_->write(junit_path_);
   } catch (const std::exception& e) {
@@ -73,6 +80,15 @@ void Logger::write_junit_locked() {
 
 void Logger::close_xml_locked() {
   if (!xml_) return;
+  if (::getpid() != owner_) {
+    // A fork of the driver (a script's os.fork()) ending: the log is the
+    // driver's to end, not a second </logfile> from here.
+    xml_.reset();
+    nests_.clear();
+    std::fclose(file_);  // nothing buffered: every write is flushed
+    file_ = nullptr;
+    return;
+  }
   for (size_t i = 0; i < nests_.size(); ++i) xml_->CloseElement();
   nests_.clear();
   xml_->CloseElement();  // logfile
@@ -104,7 +120,7 @@ void Logger::print_at(LogLevel level, const std::string& text) {
 }
 
 void Logger::xml_line(const std::string& message, const LogAttributes& attributes) {
-  if (!xml_) return;
+  if (!xml_active()) return;
   xml_element("line", message, attributes);
   std::fflush(file_);
 }
@@ -166,7 +182,7 @@ void Logger::log_serial(const std::vector<std::string>& messages, const std::str
   std::string terminal;
   for (const auto& message : messages) {
     std::string clean = strip_control(message);
-    if (xml_) xml_element("line", clean, attributes);
+    if (xml_active()) xml_element("line", clean, attributes);
     if (!print_serial_) continue;
     std::string text = fmt::format("{} # {}", machine, clean);
     if (junit_) junit_->add_output(text);
@@ -174,7 +190,7 @@ void Logger::log_serial(const std::vector<std::string>& messages, const std::str
     if (!terminal.empty()) terminal += '\n';
     terminal += color_ ? "\033[2m" + text + "\033[0m" : text;
   }
-  if (xml_) std::fflush(file_);
+  if (xml_active()) std::fflush(file_);
   if (!terminal.empty()) print(terminal);
 }
 
@@ -183,7 +199,7 @@ void Logger::begin_nest(const std::string& message, const LogAttributes& attribu
   std::string text = with_prefix(message, attributes);
   print_at(LogLevel::info, text);
   if (junit_) junit_->add_output(text);
-  if (xml_) {
+  if (xml_active()) {
     xml_->OpenElement("nest");
     xml_element("head", message, attributes);
     std::fflush(file_);
@@ -198,7 +214,7 @@ void Logger::end_nest() {
   nests_.pop_back();
   std::chrono::duration<double> took = std::chrono::steady_clock::now() - nest.start;
   log_locked(LogLevel::info, fmt::format("(finished: {}, in {:.2f} seconds)", nest.message, took.count()), {});
-  if (xml_) {
+  if (xml_active()) {
     xml_->CloseElement();
     std::fflush(file_);
   }

@@ -2,7 +2,9 @@
 #include "test_driver/machine.h"
 
 #include <fmt/format.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -12,6 +14,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 
 #include "test_driver/errors.h"
 #include "test_driver/event_loop.h"
@@ -29,6 +33,8 @@ namespace {
 
 // How long QEMU may take to connect to the monitor and shell sockets.
 constexpr Duration kSocketConnectTimeout{120.0};
+// The longest line QEMU's human monitor takes (READLINE_CMD_BUF_SIZE - 1).
+constexpr size_t kMonitorLineLimit = 4095;
 // How many of QEMU's last output lines an error shows.
 constexpr size_t kRecentLines = 20;
 
@@ -38,6 +44,58 @@ void make_private_dir(const std::filesystem::path& path, const std::string& what
   if (ec || !std::filesystem::is_directory(path))
     throw Error(fmt::format("cannot create the {} {}: {}", what, path.string(), ec ? ec.message() : "not a directory"));
   ::chmod(path.c_str(), 0700);
+}
+
+// The file in a state directory whose flock(2) the machine holds for its
+// life, holding the driver's pid: two drivers with the same TMPDIR and
+// machine name must not delete each other's sockets or talk to each other's
+// QEMU. The directory's contents are wiped around it, never it.
+constexpr const char* kLockFile = ".driver-lock";
+
+int take_lock(const std::filesystem::path& dir) {
+  std::filesystem::path path = dir / kLockFile;
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) throw Error(fmt::format("cannot create the lock file {}: {}", path.string(), std::strerror(errno)));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int error = errno;
+    char buffer[32] = {};
+    ssize_t n = ::pread(fd, buffer, sizeof buffer - 1, 0);
+    ::close(fd);
+    std::string holder = n > 0 ? std::string(buffer, static_cast<size_t>(n)) : "";
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    if (error == EWOULDBLOCK)
+      throw Error(fmt::format("the VM state directory {} is in use by another test driver (pid {}); run each driver "
+                              "with a TMPDIR of its own",
+                              dir.string(), holder.empty() ? "unknown" : holder));
+    throw Error(fmt::format("cannot lock {}: {}", path.string(), std::strerror(error)));
+  }
+  std::string pid = fmt::format("{}\n", ::getpid());
+  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    int error = errno;
+    ::close(fd);
+    throw Error(fmt::format("cannot write the lock file {}: {}", path.string(), std::strerror(error)));
+  }
+  return fd;
+}
+
+// The lock of `dir`, shared by the machines of this process that use it
+// (a script may make a second Machine of the same name); released when the
+// last of them goes.
+std::shared_ptr<void> lock_state_dir(const std::filesystem::path& dir) {
+  static std::mutex mutex;
+  static std::map<std::string, std::weak_ptr<void>> held;
+  std::lock_guard lock(mutex);
+  std::error_code ec;
+  std::string key = std::filesystem::canonical(dir, ec).string();
+  if (ec) key = dir.string();
+  if (auto existing = held[key].lock()) return existing;
+  int fd = take_lock(dir);
+  std::shared_ptr<int> handle(new int(fd), [](int* held_fd) {
+    ::close(*held_fd);
+    delete held_fd;
+  });
+  held[key] = handle;
+  return handle;
 }
 
 void check_socket_path(const std::filesystem::path& path) {
@@ -82,8 +140,11 @@ Machine::Machine(Options options) : BaseMachine(setup_of(options)), options_(std
   shell_path_ = state_dir() / "shell";
   qmp_path_ = state_dir() / "qmp";
   make_private_dir(shared_dir(), "shared directory");
-  if (!options_.keep_vm_state && std::filesystem::exists(state_dir())) cleanup_statedir();
+  std::error_code ec;
+  bool existed = std::filesystem::exists(state_dir(), ec);
   make_private_dir(state_dir(), "VM state directory");
+  state_lock_ = lock_state_dir(state_dir());
+  if (!options_.keep_vm_state && existed) cleanup_statedir();
   if (const char* t = std::getenv("TEST_DRIVER_CONNECT_TIMEOUT")) connect_timeout_ = std::max(0.0, std::atof(t));
 }
 
@@ -265,8 +326,22 @@ std::string Machine::send_monitor_command(const std::string& command) {
   run_callbacks();
   if (command.find('\n') != std::string::npos)
     throw Error(fmt::format("{}: a monitor command must be one line, got {:?}", label(), command));
+  Channels& channels = running_channels("the monitor");
+  if (command.size() > kMonitorLineLimit) {
+    // QEMU's monitor keeps the first 4095 bytes of a line and runs those,
+    // after echoing (and redrawing) it byte by byte: QMP's
+    // human-monitor-command runs the whole command at the socket's speed.
+    if (!channels.qmp.is_open())
+      throw Error(fmt::format("{}: a monitor command of {} bytes is longer than the {} bytes QEMU's monitor takes, "
+                              "and QMP, which takes any length, is not available",
+                              label(), command.size(), kMonitorLineLimit));
+    auto nest = nested(fmt::format("sending monitor command: {}... ({} bytes, through QMP)", command.substr(0, 200),
+                                   command.size()));
+    Json reply = channels.qmp.command("human-monitor-command", Json::Object{{"command-line", command}});
+    return reply.is_string() ? reply.as_string() : reply.dump();
+  }
   auto nest = nested("sending monitor command: " + command);
-  MonitorClient& monitor = running_channels("the monitor").monitor;
+  MonitorClient& monitor = channels.monitor;
   monitor.send(command);
   auto inner = nested("waiting for monitor prompt");
   return monitor.read_reply(MonitorClient::on_close_for(command));
@@ -424,6 +499,15 @@ void Machine::finish_shutdown() {
 void Machine::release() {
   std::lock_guard lock(mutex_);
   if (!process_) return;
+  if (!process_->owned()) {
+    // A fork of the driver: QEMU and its channels are the driver's. Closing
+    // them here would unregister the sockets from the epoll set the fork
+    // shares with the driver, and the serial reader's thread is not here.
+    (void)channels_.release();
+    (void)serial_.release();
+    (void)process_.release();
+    return;
+  }
   if (!process_->exited()) rootlog().info(fmt::format("kill machine (pid {})", process_->pid()));
   // Also after QEMU exited: kills what its start script left in its group.
   process_->terminate(std::chrono::seconds(5));
@@ -432,8 +516,14 @@ void Machine::release() {
 }
 
 void Machine::cleanup_statedir() {
+  // Everything but the lock file, which this machine holds.
   std::error_code ec;
-  std::filesystem::remove_all(state_dir(), ec);
+  for (auto it = std::filesystem::directory_iterator(state_dir(), ec); !ec && it != std::filesystem::directory_iterator();
+       it.increment(ec)) {
+    if (it->path().filename() == kLockFile) continue;
+    std::filesystem::remove_all(it->path(), ec);
+    if (ec) break;
+  }
   if (ec) throw Error(fmt::format("cannot delete the VM state directory {}: {}", state_dir().string(), ec.message()));
   rootlog().log(fmt::format("deleting VM state directory {}", state_dir().string()));
   rootlog().log("if you want to keep the VM state, pass --keep-vm-state");

@@ -4,12 +4,18 @@
 #include <fmt/format.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
 
 #include "test_driver/errors.h"
 
@@ -29,6 +35,68 @@ std::vector<char*> c_strings(const std::vector<std::string>& v) {
   out.push_back(nullptr);
   return out;
 }
+
+// Runs jobs on one thread that lives as long as the process. Children are
+// forked there: PR_SET_PDEATHSIG fires when the *thread* that forked the
+// child ends, and the threads that start machines (start_all's, a script's)
+// end long before the run does.
+class Spawner {
+ public:
+  static Spawner& instance() {
+    // Never destroyed: exit ends its thread. A forked copy of the driver (a
+    // script's os.fork()) has no such thread, so it makes its own.
+    static std::mutex mutex;
+    static Spawner* spawner = nullptr;
+    static pid_t owner = -1;
+    std::lock_guard lock(mutex);
+    if (!spawner || owner != ::getpid()) {
+      spawner = new Spawner();
+      owner = ::getpid();
+    }
+    return *spawner;
+  }
+
+  void run(const std::function<void()>& job) {
+    std::unique_lock lock(mutex_);
+    bool done = false;
+    jobs_.push_back([&] {
+      job();
+      std::lock_guard inner(mutex_);
+      done = true;
+      finished_.notify_all();
+    });
+    queued_.notify_one();
+    finished_.wait(lock, [&] { return done; });
+  }
+
+ private:
+  Spawner() {
+    // No signal is delivered to this thread: they belong to Python's main thread.
+    sigset_t all, old;
+    sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &old);
+    std::thread([this] { loop(); }).detach();
+    ::pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  }
+
+  void loop() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock lock(mutex_);
+        queued_.wait(lock, [&] { return !jobs_.empty(); });
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable queued_;
+  std::condition_variable finished_;
+  std::deque<std::function<void()>> jobs_;
+};
 
 }  // namespace
 
@@ -50,9 +118,17 @@ std::unique_ptr<Process> Process::spawn(const Options& options) {
   char** env = options.env.empty() ? environ : envp.data();
   const char* cwd = options.cwd.empty() ? nullptr : options.cwd.c_str();
 
-  pid_t pid = ::fork();
-  if (pid < 0) throw Error(fmt::format("fork: {}", std::strerror(errno)));
-  if (pid == 0) {
+  const pid_t driver = ::getpid();
+  pid_t pid = -1;
+  int fork_errno = 0;
+  Spawner::instance().run([&] {
+    pid = ::fork();
+    fork_errno = errno;
+    if (pid != 0) return;
+    // The child dies with the driver, however the driver ends (SIGKILL
+    // included). The start script keeps this across its exec of QEMU.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != driver) ::_exit(127);  // the driver died before prctl
     ::setpgid(0, 0);
     sigset_t none;
     sigemptyset(&none);
@@ -81,10 +157,12 @@ std::unique_ptr<Process> Process::spawn(const Options& options) {
     ssize_t ignored = ::write(exec_error[1], report, sizeof report);
     (void)ignored;
     ::_exit(127);
-  }
+  });
+  if (pid < 0) throw Error(fmt::format("fork: {}", std::strerror(fork_errno)));
 
   auto process = std::unique_ptr<Process>(new Process());
   process->pid_ = pid;
+  process->owner_ = driver;
   ::setpgid(pid, pid);  // also here, so the group exists before we signal it
   close_fd(exec_error[1]);
   close_fd(out_pipe[1]);
@@ -114,7 +192,7 @@ std::unique_ptr<Process> Process::spawn(const Options& options) {
 }
 
 Process::~Process() {
-  if (!exited_ && pid_ > 0) {
+  if (!exited_ && pid_ > 0 && owned()) {
     signal_group(SIGKILL);
     wait(std::nullopt);
   }
@@ -214,12 +292,15 @@ std::string Process::describe_status() const {
   return fmt::format("wait status {}", status_);
 }
 
+bool Process::owned() const { return ::getpid() == owner_; }
+
 void Process::signal_group(int sig) {
-  if (exited_ || pid_ <= 0) return;
+  if (exited_ || pid_ <= 0 || !owned()) return;
   if (::kill(-pid_, sig) != 0) ::kill(pid_, sig);
 }
 
 void Process::terminate(std::chrono::milliseconds grace) {
+  if (!owned()) return;  // a fork of the driver (a script's os.fork()) leaves it to the driver
   if (poll()) {
     ::kill(-pid_, SIGKILL);  // the leader is gone; leftovers in its group are not
     return;

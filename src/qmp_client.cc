@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/write.hpp>
 
@@ -94,10 +96,22 @@ Json QmpClient::read_reply(const std::string& step, bool connection_may_close) {
   }
 }
 
+namespace {
+
+// A name or an error text as an error message shows it: as it is when it is
+// printable, else as a JSON string, so that a NUL does not end the message
+// (what() is a C string) and control characters are seen.
+std::string for_message(const std::string& text) {
+  bool printable = std::all_of(text.begin(), text.end(), [](unsigned char c) { return c >= 0x20 && c != 0x7f; });
+  return printable ? text : Json(text).dump();
+}
+
+}  // namespace
+
 Json QmpClient::command(const std::string& name, const Json& arguments) {
   Json::Object message{{"execute", name}};
   if (!arguments.is_null()) message.emplace_back("arguments", arguments);
-  std::string step = "QMP command " + name;
+  std::string step = "QMP command " + for_message(name);
   boost::system::error_code ec;
   asio::write(socket_, asio::buffer(Json(message).dump() + "\n"), ec);
   if (ec) owner_.fail_channel(step, ec.message());
@@ -109,7 +123,8 @@ Json QmpClient::command(const std::string& name, const Json& arguments) {
     throw;
   }
   if (const Json* error = reply.find("error"))
-    throw QmpError(fmt::format("{}: {} failed: {}: {}", label_, step, error->string_at("class"), error->string_at("desc")),
+    throw QmpError(fmt::format("{}: {} failed: {}: {}", label_, step, for_message(error->string_at("class")),
+                               for_message(error->string_at("desc"))),
                    error->string_at("class"), error->string_at("desc"));
   const Json* value = reply.find("return");
   return value ? *value : Json();

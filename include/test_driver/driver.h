@@ -17,8 +17,8 @@
 
 namespace td {
 
-// $TMPDIR, $TEMP or $TMP (else /tmp), created with mode 0700 if missing;
-// throws td::Error when it is not a writable directory.
+// $TMPDIR, $TEMP or $TMP (else /tmp); throws td::Error when it does not
+// exist (it is never created) or is not a writable directory.
 std::filesystem::path get_tmp_dir();
 
 class Driver {

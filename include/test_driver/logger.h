@@ -14,6 +14,9 @@
 // line logged goes to the current case's output, and close() writes it.
 #pragma once
 
+#include <sys/types.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -122,6 +125,9 @@ class Logger {
   void print(const std::string& text);
   void print_at(LogLevel level, const std::string& text);
   void close_xml_locked();
+  // An XML log is open, and this is the process that opened it: a fork of
+  // the driver writes nothing to it (nor the JUnit report).
+  bool xml_active() const;
   void write_junit_locked();
   void xml_line(const std::string& message, const LogAttributes& attributes);
   void xml_element(const char* name, const std::string& text, const LogAttributes& attributes);
@@ -129,6 +135,7 @@ class Logger {
 
   mutable std::mutex mutex_;
   FILE* file_ = nullptr;
+  pid_t owner_ = ::getpid();  // the process whose log and report these are
   std::unique_ptr<tinyxml2::XMLPrinter> xml_;
   std::vector<OpenNest> nests_;
   bool print_serial_ = true;

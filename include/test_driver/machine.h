@@ -43,8 +43,10 @@ class Machine : public BaseMachine {
     std::vector<Callback> callbacks;
   };
 
-  // Creates the shared and state directories (mode 0700); wipes an old
-  // state directory unless keep_vm_state.
+  // Creates the shared and state directories (mode 0700) and locks the
+  // state directory for the machine's life (throws td::Error naming the
+  // other driver's pid when one holds it); wipes an old state directory
+  // unless keep_vm_state.
   explicit Machine(Options options);
   // Kills QEMU if it still runs.
   ~Machine() override;
@@ -161,6 +163,7 @@ class Machine : public BaseMachine {
   bool booted_ = false;
   bool connected_ = false;
   std::optional<pid_t> pid_;
+  std::shared_ptr<void> state_lock_;  // flock(2) on <state_dir>/.driver-lock
 };
 
 }  // namespace td

@@ -79,10 +79,15 @@ class Process {
   void signal_group(int sig);
   // SIGTERM to the group, then SIGKILL after `grace`; reaps the child.
   void terminate(std::chrono::milliseconds grace);
+  // Whether this process is the one that spawned the child: only that one
+  // signals it (signal_group, terminate, the destructor), never a fork of
+  // it (a test script's os.fork()).
+  bool owned() const;
 
  private:
   Process() = default;
   pid_t pid_ = -1;
+  pid_t owner_ = -1;
   int pidfd_ = -1;
   int output_fd_ = -1;
   int error_fd_ = -1;

@@ -68,6 +68,38 @@ def _vlan_number(text: str) -> int | None:
     return n if -(2**31) <= n < 2**31 else None
 
 
+def _start_script_problem(script: str) -> str | None:
+    """Why `script` cannot be run as a start script (None when it can). As
+    the core runs it: an existing path is the program; anything else is a
+    command line whose first word is looked up in $PATH unless it has a slash."""
+    program = script if os.path.exists(script) else (script.split() or [""])[0]
+    if "/" in program or os.path.exists(program):
+        candidates = [program]
+    else:
+        candidates = [os.path.join(d or ".", program) for d in os.environ.get("PATH", os.defpath).split(os.pathsep)]
+    for path in candidates:
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return None
+    if len(candidates) != 1:
+        return "is not found in $PATH"
+    if not os.path.exists(program):
+        return "does not exist"
+    if os.path.isdir(program):
+        return "is a directory"
+    return "is not executable"
+
+
+def _script_threads() -> list[Any]:
+    """The test script's non-daemon threads still running (none unless it imported threading)."""
+    import sys
+
+    threading = sys.modules.get("threading")
+    if threading is None:
+        return []
+    main = threading.main_thread()
+    return [t for t in threading.enumerate() if t is not main and not t.daemon and t.is_alive()]
+
+
 def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None]) -> int:
     """The nixos-test-driver executable once its command line is parsed
     (src/cli/main.cc): check the options, run the test script (or
@@ -85,15 +117,22 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
     import sys
     import time
 
-    from test_driver.logger import format_exception, rootlog
+    def usage_error(message: str) -> int:
+        sys.stderr.write(f"nixos-test-driver: error: {message}\n")
+        return 2
+
+    from test_driver import _core
+    from test_driver.errors import Error
+
+    # The core's logger opens $LOGFILE when it is made, i.e. here.
+    try:
+        from test_driver.logger import format_exception, rootlog
+    except Error as e:
+        return usage_error(f"$LOGFILE: {e}")
 
     if options["generate_driver_symbols"]:
         generate_driver_symbols()
         return 0
-
-    def usage_error(message: str) -> int:
-        sys.stderr.write(f"nixos-test-driver: error: {message}\n")
-        return 2
 
     # Command-line flags win over the config file, which wins over the environment.
     from_config = None
@@ -168,6 +207,16 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
         parent = os.path.dirname(junit_path)
         if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
             return usage_error(f"argument --junit-xml: {parent} is not a writeable directory")
+    # Before any machine is made: a start script that cannot run, and a
+    # TMPDIR that is not a writeable directory (the core never creates one).
+    for script in start_scripts:
+        problem = _start_script_problem(script)
+        if problem:
+            return usage_error(f"argument --start-scripts: the start script {script} {problem}")
+    try:
+        _core.get_tmp_dir()
+    except Error as e:
+        return usage_error(str(e))
     try:
         with open(testscript, "rb") as fp:
             source = fp.read()
@@ -179,6 +228,8 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
         return usage_error(f"the test script {testscript} is not UTF-8 text: {e}")
 
     status = 0
+    started = time.monotonic()
+    owner = os.getpid()  # only this process cleans up the machines and closes the log
     try:
         # _signal, not signal: the latter imports enum, a tenth of the start-up.
         if TYPE_CHECKING:
@@ -236,6 +287,14 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
                 rootlog.error(f"test script failed: {error}")
                 status = 1
         _signal.setitimer(_signal.ITIMER_REAL, 0)
+        if os.getpid() != owner:
+            # A fork of the driver (the script called os.fork()) ending: the
+            # machines and the log are the driver's to clean up, and even
+            # destroying its copies of the channels would unregister them
+            # from the event loops it shares with the driver (epoll).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
         if driver is not None:
             # Cleanup is not interruptible (it is bounded); a signal that
             # arrives meanwhile surfaces after it, and must not skip closing
@@ -245,7 +304,30 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
             except KeyboardInterrupt:
                 rootlog.error("interrupted during cleanup (cleanup finished)")
                 status = status or 130
+        # Threads the script started and left running: Python would wait for
+        # them for ever at exit. They get what is left of the global timeout.
+        left = _script_threads()
+        if left:
+            rootlog.info("waiting for the test script's threads: " + ", ".join(t.name for t in left))
+            try:
+                for thread in left:
+                    thread.join(max(0.0, started + global_timeout - time.monotonic()))
+                left = _script_threads()
+                if left:
+                    rootlog.error("global timeout of %g seconds reached with threads of the test script still "
+                                  "running: %s; exiting without them" % (global_timeout,
+                                                                         ", ".join(t.name for t in left)))
+                    status = status or 1
+            except KeyboardInterrupt:
+                # (An interrupted join may leave is_alive() wrong: not asked again.)
+                rootlog.error("interrupted while waiting for the test script's threads: %s"
+                              % ", ".join(t.name for t in left))
+                status = 130
         rootlog.close()
+        if left:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(status)
     except BaseException as error:
         sys.stderr.write(format_exception(type(error), error, error.__traceback__))
         status = status or 1

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fault"))
 from conftest import driver_exe  # noqa: E402
 from faultlib import fake_env, fake_script, leftovers, parse_log  # noqa: E402
@@ -44,19 +46,29 @@ def write_script(bed, name, body, mode=0o755, subdir="s"):
 # --- start scripts ------------------------------------------------------------
 
 def test_start_script_does_not_exist(bed):
+    # Reported before the script runs (issue 16), not at start_all().
     missing = str(bed.root / "nowhere" / "run-machine-vm")
-    r = run(bed, "machine.start()\n", args=["--start-scripts", missing, "--"])
-    assert r.returncode == 1
-    assert "machine 'machine': cannot run the start command" in r.stderr
-    assert missing in r.stderr and "No such file or directory" in r.stderr
-    parse_log(bed)
+    r = run(bed, "open('script-ran', 'w').close()\nmachine.start()\n", args=["--start-scripts", missing, "--"])
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"nixos-test-driver: error: argument --start-scripts: the start script {missing} does not exist"]
+    assert not (bed.root / "script-ran").exists()
+    assert not list(bed.tmp.iterdir()), "a state directory was made"
 
 
-def test_start_script_not_executable(bed):
-    script = write_script(bed, "machine", "#!/bin/sh\nexit 0\n", mode=0o644)
-    r = run(bed, "machine.start()\n", args=["--start-scripts", script, "--"])
-    assert r.returncode == 1
-    assert "machine 'machine': cannot run the start command" in r.stderr and "Permission denied" in r.stderr
+@pytest.mark.parametrize("kind", ["not executable", "a directory"])
+def test_start_script_not_executable(bed, kind):
+    if kind == "a directory":
+        script = str(bed.root / "s" / "run-machine-vm")
+        os.makedirs(script)
+    else:
+        script = write_script(bed, "machine", "#!/bin/sh\nexit 0\n", mode=0o644)
+    ok = fake_script(bed, "other")
+    r = run(bed, "open('script-ran', 'w').close()\n", args=["--start-scripts", ok, script, "--"])
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"nixos-test-driver: error: argument --start-scripts: the start script {script} is {kind}"]
+    assert not (bed.root / "script-ran").exists()
 
 
 def test_start_script_exits_at_once(bed):
@@ -99,8 +111,35 @@ def test_tmpdir_is_a_file(bed):
     f = bed.root / "afile"
     f.write_text("")
     r = run(bed, "pass\n", args=["--start-scripts", fake_script(bed), "--"], env=fake_env(bed, TMPDIR=f))
-    assert r.returncode == 1
+    assert r.returncode == 2, r.stderr
     assert str(f) in r.stderr and "is not a directory" in r.stderr
+
+
+def test_tmpdir_does_not_exist(bed):
+    # Issue 16: the reference's port created it (TMPDIR=/nonexistent made a
+    # directory at the root) and went on.
+    missing = bed.root / "no" / "such" / "tmp"
+    r = run(bed, "open('script-ran', 'w').close()\n", args=["--start-scripts", fake_script(bed), "--"],
+            env=fake_env(bed, TMPDIR=missing))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"nixos-test-driver: error: The directory defined by TMPDIR, TEMP or TMP: {missing} does not exist"]
+    assert not (bed.root / "no").exists() and not (bed.root / "script-ran").exists()
+
+
+def test_logfile_in_a_missing_directory(bed):
+    # Issue 16: one line naming the path, exit 2, before any machine is made.
+    log = bed.root / "missing" / "log.xml"
+    t0 = time.monotonic()
+    r = run(bed, "open('script-ran', 'w').close()\nmachine.start()\n", args=["--start-scripts", fake_script(bed), "--"],
+            env=fake_env(bed, LOGFILE=log))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"nixos-test-driver: error: $LOGFILE: cannot open the log file {log}: No such file or directory"]
+    assert "Traceback" not in r.stderr
+    assert not (bed.root / "script-ran").exists() and not list(bed.tmp.iterdir())
+    assert not leftovers(bed)
+    assert time.monotonic() - t0 < 5
 
 
 def test_state_directory_cannot_be_created(bed):
@@ -228,3 +267,48 @@ def test_guest_garbage_on_serial_and_shell(bed):
         assert r.returncode == 0, (mode, r.stderr)
         parse_log(bed)
         assert not leftovers(bed)
+
+
+def test_qmp_command_name_with_a_nul_is_named_whole(bed):
+    # Issue 16: the message was cut at the NUL.
+    script = bed.script("mini", "machine")
+    r = run(bed, r"""
+machine.start()
+try:
+    machine.qmp_command("quer\0y-status")
+    raise SystemExit("no error")
+except Exception as e:
+    expected = ("machine 'machine': QMP command \"quer\\u0000y-status\" failed: CommandNotFound: "
+                "\"The command quer\\u0000y-status has not been found\"")
+    assert str(e) == expected, ascii(str(e))
+    print("NAMED WHOLE")
+assert machine.qmp_command("query-status")["status"] == "running"
+""", args=["--start-scripts", script, "--"], env=bed.env(LOGFILE=str(bed.root / "log.xml")), timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "NAMED WHOLE" in r.stdout
+    parse_log(bed)
+    assert not leftovers(bed)
+
+
+def test_a_megabyte_monitor_command_runs_whole_and_fast(bed):
+    # Issue 16: QEMU's monitor keeps 4095 bytes of a line (and echoed a long
+    # one back quadratically, ~10 s per MB); a longer command goes through
+    # QMP's human-monitor-command. The word at its end shows it ran whole.
+    script = bed.script("mini", "machine")
+    r = run(bed, r"""
+import time
+machine.start()
+t0 = time.monotonic()
+reply = machine.send_monitor_command("info" + " " * 1_000_000 + "status")
+print("TOOK", time.monotonic() - t0)
+assert reply == "VM status: running\r\n", repr(reply[:300])
+short = machine.send_monitor_command("info " + " " * 4000 + "status")
+assert "VM status: running" in short, repr(short[-300:])
+""", args=["--start-scripts", script, "--"], env=bed.env(LOGFILE=str(bed.root / "log.xml")), timeout=300)
+    assert r.returncode == 0, r.stderr
+    took = float(next(l for l in r.stdout.splitlines() if l.startswith("TOOK")).split()[1])
+    # QEMU reads its monitor sockets a byte per main-loop turn (~3.6 s per MB).
+    assert took < 10, f"1 MB took {took:.1f} s"
+    log = parse_log(bed)
+    assert any("(1000010 bytes, through QMP)" in (h.text or "") for h in log.iter("head"))
+    assert not leftovers(bed)

@@ -274,3 +274,155 @@ def test_global_timeout_flag_is_validated(bed):
         assert "--global-timeout" in r.stderr
     r = bed.run_driver("pass\n", env=bed.env(globalTimeout="nope"), timeout=30)
     assert r.returncode == 2 and "globalTimeout" in r.stderr
+
+
+# --- the driver itself dies (issue 16) ------------------------------------------
+
+# Records the driver's children (QEMU's start script, vde_switch) in
+# <pid>.pid files, then signals the phase.
+RECORD_CHILDREN = """
+import os, time
+def _record_children():
+    me = str(os.getpid())
+    for entry in os.listdir("/proc"):
+        try:
+            stat = open("/proc/%s/stat" % entry).read()
+        except OSError:
+            continue
+        if stat[stat.rindex(")") + 2:].split()[1] == me:
+            open("child-%s.pid" % entry, "w").write(entry)
+"""
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGQUIT", "os._exit"])
+def test_qemu_and_vde_switch_die_with_the_driver(bed, how):
+    script = pid_wrapper(bed, bed.script("mini", "machine", vlans=[1]))
+    end = "os._exit(3)\n" if how == "os._exit" else "time.sleep(120)\n"
+    live = Live(bed, RECORD_CHILDREN + "machine.start()\n_record_children()\nopen('phase', 'w').close()\n" + end,
+                args=["--start-scripts", script, "--vlans", "1", "--"], env=bed.env(LOGFILE=str(bed.root / "log.xml")))
+    try:
+        if how != "os._exit":
+            live.wait_for(lambda: (bed.root / "phase").exists(), timeout=120, what="the machine's start")
+        else:
+            live.proc.wait(120)
+        pids = [int(p.read_text()) for p in bed.root.glob("*.pid")]
+        qemu = int((bed.root / "qemu.pid").read_text())
+        assert len(pids) >= 3, pids  # QEMU (recorded twice: wrapper and child), vde_switch
+        t0 = time.monotonic()
+        if how != "os._exit":
+            live.signal(getattr(signal, how))
+            status = live.finish(timeout=30)
+            assert status == -getattr(signal, how), live.stderr()
+        else:
+            assert live.proc.returncode == 3, live.stderr()
+        left = leftovers(bed, grace=5)
+        took = time.monotonic() - t0
+    finally:
+        if live.proc.poll() is None:
+            live.proc.kill()
+            live.proc.wait()
+    assert not left, f"left behind: {left}"
+    assert took < 3, f"QEMU and vde_switch took {took:.2f} s to die"
+    assert qemu in pids
+    report(f"driver ends by {how}", "(no cleanup runs)", f"{took:.2f} s until QEMU and vde_switch are gone", "none")
+
+
+def test_second_driver_on_the_same_state_directory_fails_at_once(bed):
+    # Two runs, one TMPDIR, one machine name: the second must neither delete
+    # the first's sockets nor reach its QEMU.
+    script = pid_wrapper(bed, bed.script("mini", "machine"))
+    first = Live(bed, "import os, time\nmachine.succeed('true')\nopen('phase', 'w').close()\n"
+                      "while not os.path.exists('go-on'):\n    time.sleep(0.05)\n"
+                      "assert machine.succeed('echo still mine') == 'still mine\\n'\n",
+                 args=["--start-scripts", script, "--"], env=bed.env(LOGFILE=str(bed.root / "log.xml")))
+    try:
+        first.wait_for(lambda: (bed.root / "phase").exists(), timeout=120, what="the first run's boot")
+        second_dir = bed.root / "second"
+        second_dir.mkdir()
+        marker = second_dir / "started"
+        other = second_dir / "run-machine-vm"
+        other.write_text(f"#!/bin/sh\ntouch {marker}\nexec {script} \"$@\"\n")
+        other.chmod(0o755)
+        t0 = time.monotonic()
+        r = bed.run_driver("machine.succeed('true')\n", args=["--start-scripts", str(other), "--"],
+                           env=bed.env(LOGFILE=str(second_dir / "log.xml")), timeout=60)
+        took = time.monotonic() - t0
+        state = bed.tmp / "vm-state-machine"
+        assert r.returncode == 1, r.stderr
+        assert f"the VM state directory {state} is in use by another test driver (pid {first.proc.pid})" in r.stderr
+        assert took < 5, f"the second driver took {took:.1f} s to fail"
+        assert not marker.exists(), "the second driver ran its start script"
+        for socket in ("monitor", "shell", "qmp"):
+            assert (state / socket).exists(), f"the second driver deleted {socket}"
+        (bed.root / "go-on").touch()
+        assert first.finish(timeout=60) == 0, first.stderr()
+    finally:
+        if first.proc.poll() is None:
+            first.proc.kill()
+            first.proc.wait()
+    assert not leftovers(bed)
+    parse_log(bed)
+    import xml.etree.ElementTree as ET
+    ET.parse(second_dir / "log.xml")
+    report("second driver, same TMPDIR and machine name", r.stderr.strip().splitlines()[-1][:160],
+           f"{took:.2f} s to fail", "none")
+
+
+@pytest.mark.parametrize("how", ["falls off the end", "sys.exit", "raises"])
+def test_a_forked_script_leaves_cleanup_to_the_driver(bed, how):
+    # Issue 16: the child's exit ran the full cleanup, killed the parent's
+    # QEMU and appended a second </logfile>.
+    script = pid_wrapper(bed, bed.script("mini", "machine", vlans=[1]))
+    child_end = {"falls off the end": "pass", "sys.exit": "raise SystemExit(0)", "raises": "raise RuntimeError('child')"}
+    text = f"""
+import os, time
+machine.succeed('true')
+pid = os.fork()
+if pid == 0:
+    {child_end[how]}
+else:
+    _, status = os.waitpid(pid, 0)
+    print("CHILD STATUS", status, flush=True)
+    time.sleep(0.5)
+    assert machine.succeed('echo alive') == 'alive\\n'
+    print("PARENT OK", flush=True)
+"""
+    r = bed.run_driver(text, args=["--start-scripts", script, "--vlans", "1", "--"],
+                       env=bed.env(LOGFILE=str(bed.root / "log.xml")), timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "PARENT OK" in r.stdout, r.stdout + r.stderr
+    assert r.stderr.count("kill machine") == 1, r.stderr
+    assert r.stderr.count("kill vlan") == 1, r.stderr
+    text = (bed.root / "log.xml").read_text()
+    assert text.count("</logfile>") == 1, text[-300:]
+    parse_log(bed)
+    assert not leftovers(bed)
+
+
+THREAD = ("import threading, time\nmachine.succeed('true')\n"
+          "threading.Thread(target=lambda: time.sleep(1000), name='stuck-worker').start()\n"
+          "open('phase', 'w').close()\n")
+
+
+def test_a_thread_that_never_ends_gets_the_rest_of_the_global_timeout(bed):
+    # Issue 16: Python waited for it for ever at exit.
+    t0 = time.monotonic()
+    r = run_fake(bed, "ok", THREAD, args=["--global-timeout", "4"])
+    took = time.monotonic() - t0
+    check_common(bed, "a non-daemon thread never ends (global timeout 4 s)", r,
+                 error_parts=["kill machine", "waiting for the test script's threads: stuck-worker",
+                              "global timeout of 4 seconds reached with threads of the test script still running: "
+                              "stuck-worker"])
+    assert r.stderr.index("kill machine") < r.stderr.index("waiting for the test script's threads")
+    assert 4 <= took < 8, f"took {took:.1f} s"
+
+
+def test_sigterm_while_waiting_for_a_thread_exits_130(bed):
+    live = Live(bed, THREAD, args=["--start-scripts", fake_script(bed), "--"], env=fake_env(bed))
+    live.wait_for(lambda: "waiting for the test script's threads" in live.stderr(), what="the wait for the thread")
+    live.signal(signal.SIGTERM)
+    assert live.finish(timeout=10) == 130, live.stderr()
+    assert "interrupted while waiting for the test script's threads: stuck-worker" in live.stderr()
+    assert live.took < 3
+    assert not leftovers(bed)
+    parse_log(bed)

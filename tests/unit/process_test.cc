@@ -4,7 +4,10 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <sys/wait.h>
+
 #include <fstream>
+#include <thread>
 
 #include "test_driver/errors.h"
 
@@ -14,7 +17,52 @@ std::unique_ptr<td::Process> spawn_argv(std::vector<std::string> argv) {
   options.argv = std::move(argv);
   return td::Process::spawn(options);
 }
+
+// Dead means gone or a zombie waiting for init to reap it.
+bool alive(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string field, comm, state;
+  return stat >> field >> comm >> state && state != "Z";
+}
 }  // namespace
+
+TEST(Process, ChildOutlivesTheThreadThatSpawnedIt) {
+  // PR_SET_PDEATHSIG is per thread: spawning must not tie the child to a
+  // short-lived thread (start_all starts each machine on one).
+  std::unique_ptr<td::Process> p;
+  std::thread([&] { p = spawn_argv({"sleep", "100"}); }).join();
+  ::usleep(200000);
+  EXPECT_TRUE(alive(p->pid()));
+  EXPECT_FALSE(p->poll());
+}
+
+TEST(Process, ChildDiesWithTheDriver) {
+  // A stand-in driver forks, spawns `sleep` from a thread, reports its pid
+  // and dies by SIGKILL: the sleep must die too.
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  pid_t driver = ::fork();
+  ASSERT_GE(driver, 0);
+  if (driver == 0) {
+    std::unique_ptr<td::Process> p;
+    std::thread([&] { p = spawn_argv({"sleep", "100"}); }).join();
+    pid_t pid = p->pid();
+    if (::write(fds[1], &pid, sizeof pid) != sizeof pid) ::_exit(1);
+    ::pause();
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  pid_t child = -1;
+  ASSERT_EQ(::read(fds[0], &child, sizeof child), static_cast<ssize_t>(sizeof child));
+  ::close(fds[0]);
+  EXPECT_TRUE(alive(child));
+  ::kill(driver, SIGKILL);
+  ::waitpid(driver, nullptr, 0);
+  auto start = std::chrono::steady_clock::now();
+  while (alive(child) && std::chrono::steady_clock::now() - start < std::chrono::seconds(2)) ::usleep(5000);
+  EXPECT_FALSE(alive(child)) << "the child survived its driver";
+  ::kill(child, SIGKILL);  // in case it did
+}
 
 TEST(Process, RunsAndReportsExitStatus) {
   auto p = spawn_argv({"sh", "-c", "echo out; echo err >&2; exit 3"});
@@ -44,14 +92,8 @@ TEST(Process, TerminateKillsTheWholeGroup) {
   p->terminate(std::chrono::milliseconds(200));
   EXPECT_TRUE(p->exited());
   EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
-  // Dead means gone or a zombie waiting for init to reap it.
-  auto alive = [&] {
-    std::ifstream stat("/proc/" + std::to_string(child) + "/stat");
-    std::string pid, comm, state;
-    return stat >> pid >> comm >> state && state != "Z";
-  };
-  for (int i = 0; i < 100 && alive(); ++i) ::usleep(10000);
-  EXPECT_FALSE(alive()) << "the grandchild survived";
+  for (int i = 0; i < 100 && alive(child); ++i) ::usleep(10000);
+  EXPECT_FALSE(alive(child)) << "the grandchild survived";
 }
 
 TEST(Process, WaitHonoursDeadline) {

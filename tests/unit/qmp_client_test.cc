@@ -168,6 +168,25 @@ TEST(QmpClient, CommandReturnsTheReturnValue) {
                                       R"({"execute":"human-monitor-command","arguments":{"command-line":"info status"}})"}));
 }
 
+TEST(QmpClient, ANulInTheNameIsShownEscapedNotCut) {
+  QmpPeer peer([](QmpPeer::Connection& c) {
+    negotiate(c);
+    c.read();
+    c.send(R"({"error": {"class": "CommandNotFound", "desc": "The command quer\u0000y-status has not been found"}})");
+    c.read_until_closed();
+  });
+  Client client(peer);
+  client.qmp.negotiate();
+  try {
+    client.qmp.command(std::string("quer\0y-status", 13));
+    FAIL() << "no exception";
+  } catch (const td::QmpError& e) {
+    EXPECT_STREQ(e.what(), "machine 'test': QMP command \"quer\\u0000y-status\" failed: CommandNotFound: \"The command "
+                           "quer\\u0000y-status has not been found\"");
+  }
+  EXPECT_EQ(peer.received()[1], R"({"execute":"quer\u0000y-status"})");
+}
+
 TEST(QmpClient, AnErrorReplyIsAQmpErrorWithItsClassAndDescription) {
   QmpPeer peer([](QmpPeer::Connection& c) {
     negotiate(c);
