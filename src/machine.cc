@@ -2,9 +2,7 @@
 #include "test_driver/machine.h"
 
 #include <fmt/format.h>
-#include <fcntl.h>
 #include <poll.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -14,8 +12,6 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
-#include <map>
-#include <mutex>
 
 #include "test_driver/errors.h"
 #include "test_driver/event_loop.h"
@@ -24,6 +20,7 @@
 #include "test_driver/qmp_client.h"
 #include "test_driver/serial_reader.h"
 #include "test_driver/shell_session.h"
+#include "test_driver/state_dir_lock.h"
 
 namespace asio = boost::asio;
 using asio::local::stream_protocol;
@@ -46,57 +43,6 @@ void make_private_dir(const std::filesystem::path& path, const std::string& what
   ::chmod(path.c_str(), 0700);
 }
 
-// The file in a state directory whose flock(2) the machine holds for its
-// life, holding the driver's pid: two drivers with the same TMPDIR and
-// machine name must not delete each other's sockets or talk to each other's
-// QEMU. The directory's contents are wiped around it, never it.
-constexpr const char* kLockFile = ".driver-lock";
-
-int take_lock(const std::filesystem::path& dir) {
-  std::filesystem::path path = dir / kLockFile;
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) throw Error(fmt::format("cannot create the lock file {}: {}", path.string(), std::strerror(errno)));
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    int error = errno;
-    char buffer[32] = {};
-    ssize_t n = ::pread(fd, buffer, sizeof buffer - 1, 0);
-    ::close(fd);
-    std::string holder = n > 0 ? std::string(buffer, static_cast<size_t>(n)) : "";
-    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
-    if (error == EWOULDBLOCK)
-      throw Error(fmt::format("the VM state directory {} is in use by another test driver (pid {}); run each driver "
-                              "with a TMPDIR of its own",
-                              dir.string(), holder.empty() ? "unknown" : holder));
-    throw Error(fmt::format("cannot lock {}: {}", path.string(), std::strerror(error)));
-  }
-  std::string pid = fmt::format("{}\n", ::getpid());
-  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
-    int error = errno;
-    ::close(fd);
-    throw Error(fmt::format("cannot write the lock file {}: {}", path.string(), std::strerror(error)));
-  }
-  return fd;
-}
-
-// The lock of `dir`, shared by the machines of this process that use it
-// (a script may make a second Machine of the same name); released when the
-// last of them goes.
-std::shared_ptr<void> lock_state_dir(const std::filesystem::path& dir) {
-  static std::mutex mutex;
-  static std::map<std::string, std::weak_ptr<void>> held;
-  std::lock_guard lock(mutex);
-  std::error_code ec;
-  std::string key = std::filesystem::canonical(dir, ec).string();
-  if (ec) key = dir.string();
-  if (auto existing = held[key].lock()) return existing;
-  int fd = take_lock(dir);
-  std::shared_ptr<int> handle(new int(fd), [](int* held_fd) {
-    ::close(*held_fd);
-    delete held_fd;
-  });
-  held[key] = handle;
-  return handle;
-}
 
 void check_socket_path(const std::filesystem::path& path) {
   constexpr size_t limit = sizeof(sockaddr_un::sun_path) - 1;
@@ -520,7 +466,7 @@ void Machine::cleanup_statedir() {
   std::error_code ec;
   for (auto it = std::filesystem::directory_iterator(state_dir(), ec); !ec && it != std::filesystem::directory_iterator();
        it.increment(ec)) {
-    if (it->path().filename() == kLockFile) continue;
+    if (it->path().filename() == kStateDirLockFile) continue;
     std::filesystem::remove_all(it->path(), ec);
     if (ec) break;
   }
