@@ -43,7 +43,7 @@ class PollingConditionScope:
         self._driver.pop_polling_condition(self.condition)
         return False
 
-    def wait(self, timeout: float | timedelta = 900) -> None:
+    def wait(self, timeout: float | timedelta = _core.DEFAULT_TIMEOUT) -> None:
         """Wait until the condition holds (checked with `retry`, whatever its
         interval), raising after `timeout` seconds; as upstream's."""
         description = self.condition.description
