@@ -8,6 +8,7 @@ silent skip.
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,18 @@ def require_tools(*tools: str) -> None:
     missing = [t for t in tools if shutil.which(t) is None]
     if missing:
         raise RuntimeError(f"this test needs {', '.join(missing)} on PATH (install the Debian packages, see .ci/run)")
+
+
+def gone(pid: int, wait: float = 10) -> bool:
+    """True once process `pid` no longer exists, waiting up to `wait` seconds."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
 
 
 _images: dict = {}

@@ -3,12 +3,11 @@
 form and machines a script adds to machines_qemu, wait_until_*'s
 attempt_timeout, wait_for_unit_active_state, machine.qmp_client, and
 polling conditions' interval and wait()."""
-import os
 import time
 
 import pytest
 
-from conftest import Bed
+from conftest import Bed, gone
 from test_driver import errors
 from test_driver.driver import Driver
 
@@ -24,17 +23,6 @@ def mini(bed):
     m.connect()
     yield m
     m.release()
-
-
-def gone(pid: int, wait: float = 10) -> bool:
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 # --- 1. connected, writable

@@ -4,12 +4,11 @@
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import SOURCE_DIR
+from conftest import SOURCE_DIR, gone
 
 import test_driver
 from test_driver.driver import Driver
@@ -26,17 +25,6 @@ def test_pytest_example_passes(tmp_path):
     print(r.stdout)
     assert r.returncode == 0, r.stdout
     assert "5 passed" in r.stdout
-
-
-def gone(pid: int, wait: float = 10) -> bool:
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_with_block_kills_qemu(bed, monkeypatch):
