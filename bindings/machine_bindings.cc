@@ -13,6 +13,7 @@
 #include "test_driver/base_machine.h"
 #include "test_driver/keys.h"
 #include "test_driver/machine.h"
+#include "test_driver/nspawn_machine.h"
 #include "text_pattern_caster.h"
 
 namespace py = pybind11;
@@ -59,6 +60,14 @@ void bind_base_machine(py::module_& m) {
             machine.callbacks() = std::move(callbacks);
           })
       .def("is_up", &BaseMachine::is_up, "True when the machine is booted and its shell connected.")
+      // the console: a VM's serial console, a container's /dev/console
+      .def("get_console_log", &BaseMachine::console_log, release_gil(),
+           "Everything the console (a VM's serial console, a container's /dev/console) printed since the machine "
+           "started.")
+      .def("wait_for_console_text", &BaseMachine::wait_for_console_text, "regex"_a, "timeout"_a = py::none(),
+           release_gil(),
+           "Wait until the console output not yet consumed by an earlier call matches regex (re.search over the "
+           "lines joined with newlines).")
       .def("log", &BaseMachine::log, "msg"_a, "Log a line with this machine's name.")
       .def("log_serial", &BaseMachine::log_serial, "msg"_a)
       .def(
@@ -70,12 +79,15 @@ void bind_base_machine(py::module_& m) {
           },
           "msg"_a, "attrs"_a = py::none(), "Context manager: a log nest with this machine's name.")
       .def("run_callbacks", &BaseMachine::run_callbacks, release_gil())
-      .def("connect", &BaseMachine::connect, release_gil(), "Start if needed and wait for the guest's root shell.")
-      .def("shutdown", &BaseMachine::shutdown, release_gil(), "Power the guest off and wait until QEMU exits.")
-      .def("crash", &BaseMachine::crash, release_gil(), "Quit QEMU at once, as a crash would.")
+      .def("start", &BaseMachine::start, release_gil(), "Start the machine; does not wait for its root shell.")
+      .def("connect", &BaseMachine::connect, release_gil(), "Start if needed and wait for the machine's root shell.")
+      .def("shutdown", &BaseMachine::shutdown, release_gil(),
+           "Power the machine off from inside and wait until it has stopped (QEMU or the container exited).")
+      .def("crash", &BaseMachine::crash, release_gil(),
+           "End the machine at once, as a crash would (QEMU quits; a container's init is killed).")
       .def("wait_for_shutdown", &BaseMachine::wait_for_shutdown, "timeout"_a = py::none(), release_gil(),
-           "Wait until QEMU exits.")
-      .def("release", &BaseMachine::release, release_gil(), "Kill QEMU and close its channels.")
+           "Wait until the machine has stopped.")
+      .def("release", &BaseMachine::release, release_gil(), "Kill what still runs of the machine and close its channels.")
       // commands
       .def("execute", &BaseMachine::execute, "command"_a, "check_return"_a = true, default_timeout,
            "check_output"_a = true, release_gil(),
@@ -220,11 +232,6 @@ void bind_qemu_machine(py::module_& m) {
           "event_filter"_a, "timeout"_a = Machine::kQmpEventTimeout,
           "Wait for a QMP event that event_filter(event_dict) accepts (earlier events count); return it.")
       // the serial console
-      .def("get_console_log", &Machine::console_log, release_gil(),
-           "Everything the serial console printed since the machine started.")
-      .def("wait_for_console_text", &Machine::wait_for_console_text, "regex"_a, "timeout"_a = py::none(), release_gil(),
-           "Wait until the serial console output not yet consumed by an earlier call matches regex (re.search over "
-           "the lines joined with newlines).")
       .def("send_console", &Machine::send_console, "chars"_a, release_gil(),
            "Write characters to the guest's serial console (QEMU's stdin).")
       .def("console_interact", &Machine::console_interact, release_gil(),
@@ -253,12 +260,48 @@ void bind_qemu_machine(py::module_& m) {
   m.attr("CHAR_TO_KEY") = td::char_to_key();
 }
 
+void bind_nspawn_machine(py::module_& m) {
+  using td::NspawnMachine;
+  py::class_<NspawnMachine, td::BaseMachine, std::shared_ptr<NspawnMachine>>(
+      m, "NspawnMachine",
+      "A machine that systemd-nspawn runs: a container booted by its start script (run-NAME-nspawn), reached "
+      "through one persistent root shell in its namespaces.")
+      .def(py::init([](std::filesystem::path out_dir, std::filesystem::path tmp_dir, std::string start_script,
+                       std::optional<std::string> name, bool keep_machine_state, py::object callbacks) {
+             NspawnMachine::Options o;
+             o.out_dir = std::move(out_dir);
+             o.tmp_dir = std::move(tmp_dir);
+             o.start_script = std::move(start_script);
+             o.name = name.value_or("");
+             o.keep_machine_state = keep_machine_state;
+             if (!callbacks.is_none())
+               for (auto c : callbacks) o.callbacks.push_back(to_callback(c.cast<py::function>()));
+             py::gil_scoped_release release;
+             return std::make_shared<NspawnMachine>(std::move(o));
+           }),
+           "out_dir"_a, "tmp_dir"_a, "start_script"_a, "name"_a = py::none(), "keep_machine_state"_a = false,
+           "callbacks"_a = py::none())
+      .def("__repr__", [](const NspawnMachine& machine) { return "<NspawnMachine '" + machine.name() + "'>"; })
+      .def_static("is_container_script", &NspawnMachine::is_container_script, "script"_a,
+                  "Whether a start script's name marks a container (run-NAME-nspawn).")
+      .def_static("name_from_script", &NspawnMachine::name_from_script, "script"_a,
+                  "The machine name in run-NAME-nspawn, or \"machine\".")
+      .def_property_readonly("start_script", &NspawnMachine::start_script)
+      .def_property_readonly("keep_machine_state", &NspawnMachine::keep_machine_state)
+      .def_property_readonly("root_dir", &NspawnMachine::root_dir,
+                             "The container's writable root layer (RUN_NSPAWN_ROOT_DIR), in its state directory.")
+      .def_property_readonly("pid", &NspawnMachine::pid, "The start script's pid while it runs.")
+      .def_property_readonly("init_pid", &NspawnMachine::init_pid,
+                             "The container's init (its PID 1) as the host sees it, once connected.");
+}
+
 }  // namespace
 
 void bind_machines(py::module_& m) {
   m.attr("DEFAULT_TIMEOUT") = td::kDefaultTimeout;
   bind_base_machine(m);
   bind_qemu_machine(m);
+  bind_nspawn_machine(m);
 }
 
 }  // namespace td_bindings

@@ -320,6 +320,9 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("core_machines", &td::Driver::machines,
                              "The machines made from the start scripts (test_driver.driver.Driver.machines_qemu "
                              "starts as a copy).")
+      .def_property_readonly("core_containers", &td::Driver::containers,
+                             "The containers made from run-NAME-nspawn start scripts "
+                             "(test_driver.driver.Driver.machines_nspawn starts as a copy).")
       .def_property_readonly("vlans", &td::Driver::vlans)
       .def_property_readonly("polling_conditions", &td::Driver::polling_conditions)
       .def("cleanup", &td::Driver::cleanup, release_gil(), "Kill every machine and VLAN of the driver.")

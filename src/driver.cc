@@ -54,13 +54,25 @@ Driver::Driver(const std::vector<std::string>& start_scripts, const std::vector<
     std::set<std::string> names;
     for (const auto& script : start_scripts) {
       auto command = std::make_shared<NixStartScript>(script);
-      std::string name = command->machine_name();
+      bool container = NspawnMachine::is_container_script(script);
+      std::string name = container ? NspawnMachine::name_from_script(script) : command->machine_name();
       if (!is_identifier(name))
         throw Error(fmt::format("the machine name '{}' (from the start script {}) is not a Python identifier, so a "
                                 "test script could not refer to it",
                                 name, script));
       if (!names.insert(name).second)
         throw Error(fmt::format("two start scripts give the machine name '{}': machine names must be unique", name));
+      if (container) {
+        NspawnMachine::Options options;
+        options.out_dir = out_dir_;
+        options.tmp_dir = tmp_dir;
+        options.start_script = script;
+        options.name = name;
+        options.keep_machine_state = keep_vm_state;
+        options.callbacks.push_back([this] { check_polling_conditions(); });
+        containers_.push_back(std::make_shared<NspawnMachine>(std::move(options)));
+        continue;
+      }
       Machine::Options options;
       options.out_dir = out_dir_;
       options.tmp_dir = tmp_dir;
@@ -89,6 +101,7 @@ void Driver::cleanup() {
   Logger::Nest nest(rootlog(), "cleanup");
   for (auto& machine : machines_) machine->release();
   for (auto& machine : created_machines_) machine->release();
+  for (auto& machine : containers_) machine->release();
   for (auto& vlan : vlans_) vlan->stop();
 }
 

@@ -166,7 +166,7 @@ void Machine::start(std::optional<bool> allow_reboot) {
   channels->loop.watch_exit_of(process_->pidfd());
   channels_ = std::move(channels);
   serial_ = std::make_unique<SerialReader>(name(), rootlog(), process_->output_fd());
-  console_cursor_ = 0;
+  reset_console_cursor();
   forget_shell_facts();
 
   try {
@@ -308,35 +308,6 @@ Json Machine::wait_for_qmp_event(const std::function<bool(const Json&)>& filter,
     throw RequestedAssertionFailed(
         fmt::format("{}: no matching QMP event within {} seconds", label(), timeout.to_string()));
   return std::move(*event);
-}
-
-std::string Machine::console_log() const { return serial_ ? serial_->all() : ""; }
-
-void Machine::wait_for_console_text(const TextPattern& pattern, std::optional<Duration> timeout) {
-  const std::string& regex_text = pattern.text;
-  auto nest = nested(fmt::format("waiting for {} to appear on console", regex_text));
-  auto deadline = Deadline::after_or_never(timeout);
-  size_t seen = console_cursor_;
-  for (;;) {
-    if (!serial_) throw MachineError(fmt::format("{}: the machine is not running, so its console is silent", label()));
-    size_t count = serial_->size();
-    if (count > seen || count == console_cursor_) {
-      // Lines not yet consumed, including those from before this call.
-      seen = count;
-      if (count > console_cursor_ && pattern.matches(serial_->join(console_cursor_, count))) {
-        console_cursor_ = count;
-        return;
-      }
-    }
-    if (serial_->ended()) fail_channel(fmt::format("waiting for {} to appear on console", regex_text), "the console ended");
-    interrupt::check();
-    if (deadline.passed())
-      throw RequestedAssertionFailed(fmt::format("{}: {} did not appear on the console within {} seconds", label(),
-                                                 regex_text, timeout->to_string()));
-    // Wakes at least every 200 ms to notice interrupts.
-    auto slice = Deadline::at(Clock::now() + std::chrono::milliseconds(200));
-    serial_->wait_for_more(seen, deadline.sooner(slice).time_point());
-  }
 }
 
 void Machine::console_interact() {

@@ -118,6 +118,16 @@ std::unique_ptr<Process> Process::spawn(const Options& options) {
   char** env = options.env.empty() ? environ : envp.data();
   const char* cwd = options.cwd.empty() ? nullptr : options.cwd.c_str();
 
+  // The namespaces to enter, opened in the child (before it enters any).
+  constexpr const char* kNamespaces[] = {"ipc", "uts", "net", "pid", "cgroup", "mnt"};
+  std::vector<std::string> ns_paths;
+  std::string root_path, cwd_path;
+  if (options.enter_namespaces_of > 0) {
+    for (const char* ns : kNamespaces) ns_paths.push_back(fmt::format("/proc/{}/ns/{}", options.enter_namespaces_of, ns));
+    root_path = fmt::format("/proc/{}/root", options.enter_namespaces_of);
+    cwd_path = fmt::format("/proc/{}/cwd", options.enter_namespaces_of);
+  }
+
   const pid_t driver = ::getpid();
   pid_t pid = -1;
   int fork_errno = 0;
@@ -148,7 +158,41 @@ std::unique_ptr<Process> Process::spawn(const Options& options) {
       if (!options.capture_stderr_apart) ::dup2(out_pipe[1], 2);
     }
     if (options.capture_stderr_apart) ::dup2(err_pipe[1], 2);
-    int step = 0;  // 0: chdir failed, 1: exec failed
+    int step = 0;  // 0: chdir failed, 1: exec failed, 2: entering the namespaces failed
+    if (!ns_paths.empty()) {
+      int fds[6];
+      bool ok = true;
+      for (size_t i = 0; i < 6; ++i) ok = ok && (fds[i] = ::open(ns_paths[i].c_str(), O_RDONLY | O_CLOEXEC)) >= 0;
+      int root = ok ? ::open(root_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+      int wd = root >= 0 ? ::open(cwd_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+      ok = wd >= 0;
+      for (size_t i = 0; ok && i < 6; ++i) ok = ::setns(fds[i], 0) == 0;
+      ok = ok && ::fchdir(root) == 0 && ::chroot(".") == 0 && ::fchdir(wd) == 0;
+      if (!ok) {
+        int report[2] = {2, errno};
+        ssize_t ignored = ::write(exec_error[1], report, sizeof report);
+        (void)ignored;
+        ::_exit(127);
+      }
+      cwd = nullptr;
+      // The PID namespace is the children's: the program is one.
+      pid_t program = ::fork();
+      if (program < 0) {
+        int report[2] = {2, errno};
+        ssize_t ignored = ::write(exec_error[1], report, sizeof report);
+        (void)ignored;
+        ::_exit(127);
+      }
+      if (program > 0) {
+        // Only the program reports an exec error; its end is this one's.
+        ::close(exec_error[1]);
+        int status = 0;
+        while (::waitpid(program, &status, 0) < 0 && errno == EINTR) {
+        }
+        ::_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+      }
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    }
     if (cwd == nullptr || ::chdir(cwd) == 0) {
       step = 1;
       ::execvpe(argv[0], argv.data(), env);
@@ -182,6 +226,9 @@ std::unique_ptr<Process> Process::spawn(const Options& options) {
     if (report[0] == 0)
       throw Error(fmt::format("cannot start {}: cannot change to directory {}: {}", options.argv[0], options.cwd,
                               std::strerror(report[1])));
+    if (report[0] == 2)
+      throw Error(fmt::format("cannot start {}: cannot enter the namespaces of process {}: {}", options.argv[0],
+                              options.enter_namespaces_of, std::strerror(report[1])));
     throw Error(fmt::format("cannot start {}: {}", options.argv[0], std::strerror(report[1])));
   }
 

@@ -46,9 +46,9 @@ _images: dict = {}
 
 
 def guest_image(name: str) -> Path:
-    """The cached image directory for `name` ("mini" or "systemd"), built on first use."""
+    """The cached image directory for `name` ("mini", "systemd" or "container"), built on first use."""
     if name not in _images:
-        require_tools("qemu-system-x86_64")
+        require_tools("systemd-nspawn", "vde_plug2tap") if name == "container" else require_tools("qemu-system-x86_64")
         result = subprocess.run([str(GUESTS / "build"), name], stdout=subprocess.PIPE, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"building the {name} guest image failed (tests/guests/build {name})")
@@ -57,8 +57,11 @@ def guest_image(name: str) -> Path:
 
 
 def start_script(image: str, name: str, out_dir: Path, node: int = 1, vlans=(), hosts=None, memory=None) -> str:
-    """Writes run-<name>-vm for the image into out_dir and returns its path."""
+    """Writes run-<name>-vm (run-<name>-nspawn for the "container" image) for
+    the image into out_dir and returns its path."""
     args = [str(GUESTS / "start-script"), str(guest_image(image)), name, str(out_dir), "--node", str(node)]
+    if image == "container":
+        args.append("--container")
     for v in vlans:
         args += ["--vlan", str(v)]
     for host, addr in (hosts or {}).items():

@@ -1,8 +1,9 @@
 // What every machine under test can do through a root shell inside it,
 // whatever runs it (a QEMU guest, a container): commands and their waits,
-// systemd units, files, ports, logging. Written once against a
-// ShellSession; a kind of machine (machine.h: QEMU) adds its lifecycle, the
-// session and what only it has (monitor, screen, keyboard, serial console).
+// systemd units, files, ports, its console's lines, logging. Written once
+// against a ShellSession and a SerialReader; a kind of machine (machine.h:
+// QEMU, nspawn_machine.h: systemd-nspawn) adds its lifecycle, the session,
+// the console and what only it has (monitor, screen, keyboard).
 #pragma once
 
 #include <filesystem>
@@ -24,6 +25,7 @@
 
 namespace td {
 
+class SerialReader;
 class ShellSession;
 
 class BaseMachine : public ChannelOwner {
@@ -123,6 +125,15 @@ class BaseMachine : public ChannelOwner {
   std::vector<std::string> get_window_names();
   void wait_for_window(const TextPattern& pattern, Duration timeout = kDefaultTimeout);
 
+  // --- the console (base_machine_console.cc): a VM's serial console, a
+  // container's /dev/console
+  // All console lines seen since the last start, joined with newlines.
+  std::string console_log() const;
+  // Waits until `matches` holds for the console lines not yet consumed by an
+  // earlier call (joined with newlines), then consumes them. Event-driven:
+  // wakes on each new line. No deadline when timeout is nullopt.
+  void wait_for_console_text(const TextPattern& pattern, std::optional<Duration> timeout = std::nullopt);
+
   // --- logging
   void log(const std::string& message) override;
   void log_serial(const std::string& message);
@@ -162,6 +173,10 @@ class BaseMachine : public ChannelOwner {
   virtual ShellSession& session() = 0;
   // A new shell (a boot): what was learnt about the old one is forgotten.
   void forget_shell_facts() { bash_has_dev_tcp_.reset(); }
+  // The reader of the running machine's console, or nullptr.
+  virtual SerialReader* console() const = 0;
+  // A new boot: wait_for_console_text starts from its first line.
+  void reset_console_cursor() { console_cursor_ = 0; }
   // "machine 'NAME'", how errors start.
   std::string label() const { return "machine '" + name() + "'"; }
 
@@ -183,6 +198,7 @@ class BaseMachine : public ChannelOwner {
   Setup setup_;
   // Whether the guest's bash opens /dev/tcp/HOST/PORT itself (asked once).
   std::optional<bool> bash_has_dev_tcp_;
+  size_t console_cursor_ = 0;  // console lines consumed by wait_for_console_text
 };
 
 }  // namespace td

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "test_driver/machine.h"
+#include "test_driver/nspawn_machine.h"
 #include "test_driver/polling_condition.h"
 #include "test_driver/vlan.h"
 
@@ -24,7 +25,8 @@ std::filesystem::path get_tmp_dir();
 class Driver {
  public:
   // Starts the VLANs and creates (does not start) one machine per start
-  // script, named after the script.
+  // script, named after the script: a container for run-NAME-nspawn, a
+  // QEMU machine for any other.
   Driver(const std::vector<std::string>& start_scripts, const std::vector<int>& vlans, std::string tests,
          std::filesystem::path out_dir, bool keep_vm_state = false);
   // Same as cleanup().
@@ -61,6 +63,7 @@ class Driver {
   const std::string& tests() const { return tests_; }
   const std::filesystem::path& out_dir() const { return out_dir_; }
   const std::vector<std::shared_ptr<Machine>>& machines() const { return machines_; }
+  const std::vector<std::shared_ptr<NspawnMachine>>& containers() const { return containers_; }
   const std::vector<std::shared_ptr<VLan>>& vlans() const { return vlans_; }
   const std::vector<std::shared_ptr<PollingCondition>>& polling_conditions() const { return polling_conditions_; }
 
@@ -69,6 +72,7 @@ class Driver {
   std::filesystem::path out_dir_;
   std::vector<std::shared_ptr<VLan>> vlans_;
   std::vector<std::shared_ptr<Machine>> machines_;
+  std::vector<std::shared_ptr<NspawnMachine>> containers_;
   std::vector<std::shared_ptr<Machine>> created_machines_;
   std::vector<std::shared_ptr<PollingCondition>> polling_conditions_;
   bool cleaned_up_ = false;

@@ -85,13 +85,7 @@ class Machine : public BaseMachine {
   // events before it are consumed too.
   Json wait_for_qmp_event(const std::function<bool(const Json&)>& filter, Duration timeout = kQmpEventTimeout);
 
-  // --- the serial console
-  // All serial lines seen since the last start, joined with newlines.
-  std::string console_log() const;
-  // Waits until `matches` holds for the serial lines not yet consumed by an
-  // earlier call (joined with newlines), then consumes them. Event-driven:
-  // wakes on each new line. No deadline when timeout is nullopt.
-  void wait_for_console_text(const TextPattern& pattern, std::optional<Duration> timeout = std::nullopt);
+  // --- the serial console (its lines: BaseMachine::console_log)
   // Writes `chars` to QEMU's stdin, i.e. the guest's serial console.
   void send_console(const std::string& chars);
   // Forwards the driver's stdin to the serial console until end of input
@@ -140,6 +134,7 @@ class Machine : public BaseMachine {
   MachineError channel_error(const std::string& step, const std::string& reason) override;
   std::string recent_output() const override;
   ShellSession& session() override;
+  SerialReader* console() const override { return serial_.get(); }
 
   void listen_for_channels(Channels& channels);
   void accept_channels();
@@ -159,7 +154,6 @@ class Machine : public BaseMachine {
   std::unique_ptr<Process> process_;
   std::unique_ptr<Channels> channels_;
   std::unique_ptr<SerialReader> serial_;
-  size_t console_cursor_ = 0;  // serial lines consumed by wait_for_console_text
   bool booted_ = false;
   bool connected_ = false;
   std::optional<pid_t> pid_;

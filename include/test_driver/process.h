@@ -30,6 +30,15 @@ class Process {
     int stdout_fd = -1;             // with capture_stdout false: stdout goes here
     bool inherit_stdio = false;     // the driver's own stdin/stdout/stderr (for socat)
     std::vector<int> pass_fds;      // become fds 3, 4, ... in the child
+    // Runs the program inside the namespaces (mount, UTS, IPC, network,
+    // PID, cgroup), root and working directory of this process (a
+    // container's init), as nsenter does: the child enters them and forks
+    // the program, then only waits for it and exits with its status. Unlike
+    // nsenter, it never stops itself when the program is stopped (an init
+    // shutting down stops every process of its namespace, and a stopped
+    // nsenter would never reap the program, so the namespace never ends).
+    // -1: none. The pid is the waiting child's; the program is in its group.
+    pid_t enter_namespaces_of = -1;
   };
 
   // What a finished host tool did.

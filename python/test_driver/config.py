@@ -9,8 +9,9 @@ Relative paths in it are relative to the file's directory.
 
 Every key of upstream's file is known (none is required: what the file does
 not set comes from the command line, the environment or the defaults); an
-unknown key is an error naming it. What this driver cannot do is an error
-too: containers (systemd-nspawn) and the SSH backdoor (vhost-vsock).
+unknown key is an error naming it. Containers are systemd-nspawn machines,
+their start scripts named run-<name>-nspawn. What this driver cannot do is
+an error too: containers' displays and the SSH backdoor (vhost-vsock).
 global_timeout is seconds, or an ISO 8601 duration ("PT1H30M") as pydantic
 reads upstream's timedelta.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 
-from test_driver._core import NixStartScript
+from test_driver._core import NixStartScript, NspawnMachine
 
 __all__ = ["Config", "ConfigError", "load_config"]
 
@@ -102,14 +103,18 @@ def load_config(path: str) -> Config:
             raise fail(f"'{key}' must not be empty")
         return value
 
-    def vm_script(vm: object, key: str, name: str | None) -> str:
-        """The start script of one entry of 'vms'."""
+    def vm_script(vm: object, key: str, name: str | None, container: bool = False) -> str:
+        """The start script of one entry of 'vms' (or, container, of 'containers')."""
         if isinstance(vm, str):
             script = string_at(vm, key)
         elif isinstance(vm, dict):
+            known = ("name", "start_script", "display_targets", "display_exporters") if container else ("name", "start_script")
             for k in vm:
-                if k not in ("name", "start_script"):
+                if k not in known:
                     raise fail(f"unknown key '{key}.{k}'")
+            for k in ("display_targets", "display_exporters"):
+                if vm.get(k):
+                    raise fail(f"'{key}.{k}': containers' displays are not supported by this driver")
             if "start_script" not in vm:
                 raise fail(f"'{key}.start_script' is missing")
             script = string_at(vm["start_script"], key + ".start_script")
@@ -121,6 +126,16 @@ def load_config(path: str) -> Config:
         else:
             raise fail(f"'{key}' must be an object or a string, not {_json_type(vm)}")
         script = resolve(script)
+        if container:
+            # A container is known by its start script's name, run-<name>-nspawn.
+            if not NspawnMachine.is_container_script(script):
+                raise fail(f"'{key}': the start script {script} of a container must be named run-<name>-nspawn")
+            derived = NspawnMachine.name_from_script(script)
+            if name is not None and name != derived:
+                raise fail(f"'{key}' names the container '{name}', but its start script {script} gives '{derived}'")
+            return script
+        if NspawnMachine.is_container_script(script):
+            raise fail(f"'{key}': {script} is a container's start script (run-<name>-nspawn): list it under 'containers'")
         # The driver names a machine after its start script, run-<name>-vm.
         derived = NixStartScript(script).machine_name
         if name is not None and name != derived:
@@ -133,6 +148,7 @@ def load_config(path: str) -> Config:
         names = ", ".join(f"'{k}'" for k in unknown)
         raise fail(f"unknown key{'s' if len(unknown) > 1 else ''} {names} (known: {', '.join(KEYS)})")
     config = Config()
+    containers: list[str] = []
     for key, value in data.items():
         if key == "vms":
             if isinstance(value, list):
@@ -142,11 +158,12 @@ def load_config(path: str) -> Config:
             else:
                 raise fail(f"'vms' must be a list or an object, not {_json_type(value)}")
         elif key == "containers":
-            if not isinstance(value, (dict, list)):
+            if isinstance(value, list):
+                containers = [vm_script(c, f"containers[{i}]", None, container=True) for i, c in enumerate(value)]
+            elif isinstance(value, dict):
+                containers = [vm_script(c, f"containers.{name}", name, container=True) for name, c in value.items()]
+            else:
                 raise fail(f"'containers' must be an object, not {_json_type(value)}")
-            if value:
-                names = ", ".join(value) if isinstance(value, dict) else f"{len(value)} of them"
-                raise fail(f"'containers' ({names}): systemd-nspawn containers are not supported by this driver yet")
         elif key == "display_viewers":
             # Viewers of containers' displays (upstream: {"vnc": {"kind": "vnc", "executable": …}}): with no
             # containers there is nothing to view.
@@ -181,4 +198,6 @@ def load_config(path: str) -> Config:
             config.global_timeout = float(seconds)
         elif key == "test_script":
             config.test_script = resolve(string_at(value, key))
+    if containers:
+        config.start_scripts = [*(config.start_scripts or []), *containers]
     return config

@@ -82,9 +82,9 @@ class Driver(_core.Driver):
         # Plain lists, as upstream's: a machine a script appends is started,
         # joined, synced and cleaned up like the others.
         self.machines_qemu: list[Machine] = list(self.core_machines)
-        self.machines_nspawn: list[NspawnMachine] = []
+        self.machines_nspawn: list[NspawnMachine] = list(self.core_containers)
         # create_machine()'s, cleaned up at the end too.
-        self._created: list[Machine] = []
+        self._created: list[BaseMachine] = []
         self.debug = DebugNop()
 
     @property
@@ -100,7 +100,7 @@ class Driver(_core.Driver):
 
     def cleanup(self) -> None:
         """Kill every machine (those a script added or created too) and VLAN."""
-        core = set(map(id, self.core_machines))
+        core = set(map(id, [*self.core_machines, *self.core_containers]))
         # Each once: create_machine()'s may have been appended to machines_qemu.
         others: dict[int, BaseMachine] = {}
         for machine in [*self.machines, *self._created]:
@@ -216,6 +216,12 @@ class Driver(_core.Driver):
             raise TypeError(f"create_machine() got an unexpected keyword argument '{next(iter(legacy))}'")
         if not isinstance(start_command, (str, os.PathLike)):
             raise TypeError(f"create_machine() takes a start script path or a dict, not {type(start_command).__name__}")
+        if os.fspath(start_command).endswith("-nspawn"):
+            # run-<name>-nspawn: a container, as in --start-scripts.
+            container = NspawnMachine(out_dir=self.out_dir, tmp_dir=get_tmp_dir(), start_script=os.fspath(start_command),
+                                      name=name, keep_machine_state=keep)
+            self._created.append(container)
+            return container  # type: ignore[return-value]
         command = NixStartScript(os.fspath(start_command))
         machine = Machine(out_dir=self.out_dir, tmp_dir=get_tmp_dir(), start_command=command,
                           name=name or command.machine_name, keep_vm_state=keep)

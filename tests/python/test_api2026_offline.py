@@ -62,8 +62,14 @@ def test_config_global_timeout_as_iso_8601(tmp_path, text, seconds):
 @pytest.mark.parametrize("data,message", [
     ({"vms": {}, "memory": 1, "cores": 2}, "unknown keys 'memory', 'cores' (known: vms, containers, vlans, "
                                            "global_timeout, test_script, display_viewers, enable_ssh_backdoor)"),
-    ({"containers": {"box": {"name": "box", "start_script": "/x/run-box-nspawn"}}},
-     "'containers' (box): systemd-nspawn containers are not supported by this driver yet"),
+    ({"containers": {"box": {"name": "box", "start_script": "/x/run-box-vm"}}},
+     "'containers.box': the start script /x/run-box-vm of a container must be named run-<name>-nspawn"),
+    ({"containers": {"box": {"start_script": "/x/run-other-nspawn"}}},
+     "'containers.box' names the container 'box', but its start script /x/run-other-nspawn gives 'other'"),
+    ({"containers": {"box": {"start_script": "/x/run-box-nspawn", "display_targets": [{"kind": "x11"}]}}},
+     "'containers.box.display_targets': containers' displays are not supported by this driver"),
+    ({"vms": {"box": {"start_script": "/x/run-box-nspawn"}}},
+     "'vms.box': /x/run-box-nspawn is a container's start script (run-<name>-nspawn): list it under 'containers'"),
     ({"enable_ssh_backdoor": True}, "'enable_ssh_backdoor': the SSH backdoor is not supported"),
     ({"enable_ssh_backdoor": "no"}, "'enable_ssh_backdoor' must be a boolean, not a string"),
     ({"display_viewers": []}, "'display_viewers' must be an object, not a list"),
@@ -82,4 +88,4 @@ def test_config_error_on_the_command_line(tmp_path):
     r = subprocess.run([driver_exe(), "-c", path], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        text=True, timeout=60)
     assert r.returncode == 2
-    assert "systemd-nspawn containers are not supported" in r.stderr
+    assert "'containers.box.start_script' is missing" in r.stderr

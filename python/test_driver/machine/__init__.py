@@ -3,7 +3,8 @@
 test_driver.machine; test_driver.machine.qmp is QMP).
 
 BaseMachine is what every machine can do through a root shell inside it;
-Machine (upstream's QemuMachine) is one that QEMU runs.
+Machine (upstream's QemuMachine) is one that QEMU runs, NspawnMachine one
+that systemd-nspawn runs.
 """
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from test_driver._core import (
     LegacyStartCommand,
     Machine,
     NixStartScript,
+    NspawnMachine,
     StartCommand,
 )
-from test_driver.errors import Error
 
 # Not typing.TYPE_CHECKING: importing typing costs start-up time.
 TYPE_CHECKING = False
@@ -42,11 +43,3 @@ def retry(fn: Callable[[bool], Any], timeout_seconds: float | timedelta = DEFAUL
         timeout_seconds = timeout
     _core.retry(fn, timeout_seconds)
 
-
-class NspawnMachine(BaseMachine):
-    """Upstream's systemd-nspawn container machine: not supported by this
-    driver yet (machines_nspawn is always empty); named for scripts that
-    refer to the class, as upstream's test symbol."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        raise Error("systemd-nspawn containers (NspawnMachine) are not supported by this driver yet")
