@@ -172,6 +172,8 @@ std::string HtmlReport::data_json(const RunRecord::Data& data, const std::string
   out += ']';
   put_key(out, "droppedLines");
   out += std::to_string(data.dropped_lines);
+  put_key(out, "droppedSteps");
+  out += std::to_string(data.dropped_steps);
 
   // Serial: {machine: {t: [...], s: [...], dropped}}, the columns apart (compact, quick to parse).
   put_key(out, "serial");

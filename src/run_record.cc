@@ -59,10 +59,21 @@ bool RunRecord::keeps_text() const {
   return keep_text_;
 }
 
+int RunRecord::innermost() const {
+  for (auto it = open_.rbegin(); it != open_.rend(); ++it)
+    if (*it >= 0) return *it;
+  return -1;
+}
+
 int RunRecord::begin_step(const std::string& name, const std::string& machine, StepKind kind, int line) {
   std::lock_guard lock(mutex_);
+  if (steps_.size() >= kMaxSteps) {
+    ++dropped_steps_;
+    open_.push_back(-1);
+    return -1;
+  }
   Step step;
-  step.parent = open_.empty() ? -1 : open_.back();
+  step.parent = innermost();
   step.name = name;
   step.machine = machine;
   step.kind = kind;
@@ -77,15 +88,17 @@ int RunRecord::begin_step(const std::string& name, const std::string& machine, S
 void RunRecord::end_step(bool failed) {
   std::lock_guard lock(mutex_);
   if (open_.empty()) return;
-  Step& step = steps_[open_.back()];
+  int index = open_.back();
+  open_.pop_back();
+  if (index < 0) return;
+  Step& step = steps_[index];
   step.end = now();
   step.failed = step.failed || failed;
-  open_.pop_back();
 }
 
 void RunRecord::add_problem(Problem problem) {
   std::lock_guard lock(mutex_);
-  if (open_.empty()) {
+  if (innermost() < 0) {
     // Outside every nest (an error before or after the script): a step of its own.
     Step step;
     step.name = "run";
@@ -96,7 +109,7 @@ void RunRecord::add_problem(Problem problem) {
     steps_.back().problems.push_back(std::move(problem));
     return;
   }
-  Step& step = steps_[open_.back()];
+  Step& step = steps_[innermost()];
   step.failed = true;
   step.problems.push_back(std::move(problem));
 }
@@ -108,7 +121,7 @@ void RunRecord::add_line(int level, const std::string& machine, const std::strin
     ++dropped_lines_;
     return;
   }
-  lines_.push_back({now(), open_.empty() ? -1 : open_.back(), level, machine, text});
+  lines_.push_back({now(), innermost(), level, machine, text});
 }
 
 void RunRecord::add_serial(const std::string& machine, const std::vector<std::string>& lines) {
@@ -130,7 +143,7 @@ void RunRecord::add_screenshot(const std::string& machine, const std::string& na
   std::lock_guard lock(mutex_);
   if (screenshot_bytes_ + png.size() > kMaxScreenshotBytes) png.clear();
   screenshot_bytes_ += png.size();
-  screenshots_.push_back({now(), open_.empty() ? -1 : open_.back(), machine, name, std::move(png)});
+  screenshots_.push_back({now(), innermost(), machine, name, std::move(png)});
 }
 
 void RunRecord::machine_event(const std::string& machine, MachineEvent event) {
@@ -143,7 +156,7 @@ void RunRecord::add_command(const std::string& machine, Clock::time_point start)
   std::lock_guard lock(mutex_);
   MachineTimes& times = machines_[machine];
   bool in_wait = std::any_of(open_.begin(), open_.end(), [&](int i) {
-    return steps_[i].kind == StepKind::wait && steps_[i].machine == machine;
+    return i >= 0 && steps_[i].kind == StepKind::wait && steps_[i].machine == machine;
   });
   if (in_wait) {
     times.polling_seconds += took;
@@ -174,6 +187,7 @@ RunRecord::Data RunRecord::snapshot() const {
   data.steps = steps_;
   data.lines = lines_;
   data.dropped_lines = dropped_lines_;
+  data.dropped_steps = dropped_steps_;
   data.serial = serial_;
   data.screenshots = screenshots_;
   data.machines = machines_;

@@ -35,6 +35,8 @@ class RunRecord {
   // Kept per machine (serial) and in all (log lines); later ones are counted, not kept.
   static constexpr std::size_t kMaxSerialLines = 2'000'000;
   static constexpr std::size_t kMaxLogLines = 500'000;
+  // Steps kept; the nests after them are not recorded (a loop of a million commands).
+  static constexpr std::size_t kMaxSteps = 1'000'000;
   // PNG bytes of all screenshots together.
   static constexpr std::size_t kMaxScreenshotBytes = 256u << 20;
 
@@ -81,7 +83,7 @@ class RunRecord {
     std::string outcome, outcome_message;
     std::vector<Step> steps;
     std::vector<Line> lines;
-    std::size_t dropped_lines = 0;
+    std::size_t dropped_lines = 0, dropped_steps = 0;
     std::map<std::string, SerialLines> serial;
     std::vector<Screenshot> screenshots;
     std::map<std::string, MachineTimes> machines;
@@ -131,6 +133,8 @@ class RunRecord {
 
  private:
   double seconds(Clock::time_point t) const;
+  // The innermost open step that is kept, -1 for none.
+  int innermost() const;
 
   mutable std::mutex mutex_;
   TimeSource clock_;
@@ -138,7 +142,8 @@ class RunRecord {
   bool keep_text_ = false;
   std::string outcome_, outcome_message_, script_path_;
   std::vector<Step> steps_;
-  std::vector<int> open_;  // indexes into steps_, innermost last
+  std::vector<int> open_;  // indexes into steps_, innermost last (-1: a step not kept)
+  std::size_t dropped_steps_ = 0;
   std::vector<Line> lines_;
   std::size_t dropped_lines_ = 0;
   std::map<std::string, SerialLines> serial_;

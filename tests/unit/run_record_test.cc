@@ -106,3 +106,21 @@ TEST(RunRecord, ScriptLineIsPerThreadAndRestored) {
   }
   EXPECT_EQ(td::RunRecord::ScriptLine::current(), 0);
 }
+
+TEST(RunRecord, StepsBeyondTheLimitAreCountedNotKept) {
+  td::RunRecord record;
+  record.begin_step("outer", "", td::StepKind::subtest, 1);
+  for (size_t i = 1; i < td::RunRecord::kMaxSteps; ++i) {
+    record.begin_step("must succeed: true", "m", td::StepKind::command, 2);
+    record.end_step(false);
+  }
+  record.begin_step("one too many", "m", td::StepKind::command, 3);
+  record.add_problem({false, "E", "lands on the innermost kept step", ""});
+  record.end_step(true);
+  record.end_step(true);  // outer
+  auto data = record.snapshot();
+  EXPECT_EQ(data.steps.size(), td::RunRecord::kMaxSteps);
+  EXPECT_EQ(data.dropped_steps, 1u);
+  ASSERT_EQ(data.steps[0].problems.size(), 1u);
+  EXPECT_TRUE(data.steps[0].end.has_value());
+}
