@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "script_line.h"
 #include "test_driver/logger.h"
 
 namespace td_bindings {
@@ -15,11 +16,13 @@ struct LogNest {
   td::LogAttributes attributes;
   bool open = false;
   void enter() {
+    td::RunRecord::ScriptLine line(current_script_line());
     td::rootlog().begin_nest(message, attributes);
     open = true;
   }
-  void exit() {
-    if (open) td::rootlog().end_nest();
+  // `failed`: an exception leaves the block.
+  void exit(bool failed = false) {
+    if (open) td::rootlog().end_nest(failed);
     open = false;
   }
 };

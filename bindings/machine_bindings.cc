@@ -10,6 +10,7 @@
 #include "duration_caster.h"
 #include "json_caster.h"
 #include "log_nest.h"
+#include "script_line.h"
 #include "test_driver/base_machine.h"
 #include "test_driver/keys.h"
 #include "test_driver/machine.h"
@@ -22,7 +23,8 @@ using namespace py::literals;
 namespace td_bindings {
 namespace {
 
-using release_gil = py::call_guard<py::gil_scoped_release>;
+// The script's line is taken before the GIL goes (script_line.h).
+using release_gil = py::call_guard<ScriptLineGuard, py::gil_scoped_release>;
 
 std::vector<std::string> to_strings(const py::args& args) {
   std::vector<std::string> out;
@@ -97,6 +99,7 @@ void bind_base_machine(py::module_& m) {
           "succeed",
           [](BaseMachine& machine, py::args commands, std::optional<td::Duration> timeout) {
             auto list = to_strings(commands);
+            ScriptLineGuard line;
             py::gil_scoped_release release;
             return machine.succeed(list, timeout);
           },
@@ -105,6 +108,7 @@ void bind_base_machine(py::module_& m) {
           "fail",
           [](BaseMachine& machine, py::args commands, std::optional<td::Duration> timeout) {
             auto list = to_strings(commands);
+            ScriptLineGuard line;
             py::gil_scoped_release release;
             return machine.fail(list, timeout);
           },
@@ -226,6 +230,7 @@ void bind_qemu_machine(py::module_& m) {
               py::gil_scoped_acquire gil;
               return py::bool_(event_filter(py::cast(event))).cast<bool>();
             };
+            ScriptLineGuard line;
             py::gil_scoped_release release;
             return machine.wait_for_qmp_event(filter, timeout);
           },

@@ -22,16 +22,21 @@
 
 #include "duration_caster.h"
 #include "log_nest.h"
+#include "script_line.h"
 #include "machine_bindings.h"
 
 namespace py = pybind11;
 using namespace py::literals;
 using td_bindings::LogNest;
 using td_bindings::to_attributes;
+using td_bindings::ScriptLineGuard;
+using td_bindings::current_script_line;
+using td_bindings::set_script_file;
 
 namespace {
 
-using release_gil = py::call_guard<py::gil_scoped_release>;
+// The script's line is taken before the GIL goes (script_line.h).
+using release_gil = py::call_guard<ScriptLineGuard, py::gil_scoped_release>;
 
 
 // The core sets QEMU_VDE_SOCKET_<nr> in the process environment; mirror it
@@ -131,8 +136,8 @@ PYBIND11_MODULE(_core, m) {
   // --- logger
   py::class_<LogNest>(m, "LogNest", "A log nest as a context manager.")
       .def("__enter__", [](LogNest& n) { n.enter(); })
-      .def("__exit__", [](LogNest& n, py::args) {
-        n.exit();
+      .def("__exit__", [](LogNest& n, py::args args) {
+        n.exit(args.size() > 0 && !args[0].is_none());
         return false;
       });
   py::class_<td::Logger, std::unique_ptr<td::Logger, py::nodelete>>(m, "Logger",
@@ -163,9 +168,32 @@ PYBIND11_MODULE(_core, m) {
            "path"_a, "suite_name"_a = td::JUnitReport::kDefaultSuiteName,
            "Start a JUnit XML report (one case per subtest), written to path by close().")
       .def_property_readonly("has_junit", &td::Logger::has_junit, "Whether a JUnit report is attached.")
-      .def("begin_subtest", &td::Logger::begin_subtest, "name"_a,
-           "Open a subtest: a nest in the log, and a case of the JUnit report.")
-      .def("end_subtest", &td::Logger::end_subtest, "Close the innermost subtest.")
+      .def(
+          "begin_subtest",
+          [](td::Logger& l, const std::string& name) {
+            td::RunRecord::ScriptLine line(current_script_line());
+            l.begin_subtest(name);
+          },
+          "name"_a, "Open a subtest: a nest in the log, and a case of the JUnit report.")
+      .def("end_subtest", &td::Logger::end_subtest, "failed"_a = false,
+           "Close the innermost subtest (failed: an exception left it).")
+      .def("open_html_report", [](td::Logger& l, const std::filesystem::path& path,
+                                  const std::string& title) { l.open_html_report(path, title); },
+           "path"_a, "title"_a = "NixOS integration test",
+           "Start an HTML report of the run (steps, serial consoles, screenshots, timing), written to path by close().")
+      .def_property_readonly("has_html_report", &td::Logger::has_html_report, "Whether an HTML report is attached.")
+      .def("set_outcome", &td::Logger::set_outcome, "outcome"_a, "message"_a = "",
+           "How the run ended, for the HTML report: 'passed', 'failed', 'timed out' or 'interrupted', and why.")
+      .def(
+          "set_script_path",
+          [](td::Logger& l, const std::string& path) {
+            set_script_file(path);
+            l.set_script_path(path);
+          },
+          "path"_a, "The test script's file: steps made from its lines carry them (timing profile, HTML report).")
+      .def("timing_profile", &td::Logger::timing_profile,
+           "The timing profile of the run so far, as lines: per machine the time in boot, commands, waits "
+           "(and polling), and the slowest steps with their line in the test script.")
       .def_property_readonly("in_subtest", &td::Logger::in_subtest,
                              "Whether the JUnit report has a subtest open (a problem would go to it, not to 'main').")
       .def(
@@ -204,6 +232,7 @@ PYBIND11_MODULE(_core, m) {
           py::gil_scoped_acquire gil;
           return py::bool_(fn(last_try)).cast<bool>();
         };
+        ScriptLineGuard line;
         py::gil_scoped_release release;
         td::retry(call, timeout);
       },
@@ -273,6 +302,7 @@ PYBIND11_MODULE(_core, m) {
       .def(py::init([](int nr, std::filesystem::path tmp_dir) {
              std::shared_ptr<td::VLan> v;
              {
+               ScriptLineGuard line;
                py::gil_scoped_release release;
                v = std::make_shared<td::VLan>(nr, tmp_dir);
              }
@@ -301,6 +331,7 @@ PYBIND11_MODULE(_core, m) {
                for (auto v : vlans) vlan_numbers.push_back(py::int_(py::reinterpret_borrow<py::object>(v)).cast<int>());
              std::shared_ptr<td::Driver> driver;
              {
+               ScriptLineGuard line;
                py::gil_scoped_release release;
                driver = std::make_shared<td::Driver>(scripts, vlan_numbers, std::move(tests), std::move(out_dir),
                                                      keep_vm_state);
@@ -311,6 +342,7 @@ PYBIND11_MODULE(_core, m) {
            "start_scripts"_a, "vlans"_a, "tests"_a, "out_dir"_a, "keep_vm_state"_a = false)
       .def("__enter__", [](py::object self) { return self; })
       .def("__exit__", [](td::Driver& d, py::args) {
+        ScriptLineGuard line;
         py::gil_scoped_release release;
         d.cleanup();
         return false;

@@ -63,7 +63,9 @@ std::pair<int, std::string> BaseMachine::run_command(const std::string& command,
     request.deadline = host_deadline(Deadline::after(*options.timeout));
   else if (options.probe_until)
     request.deadline = *options.probe_until;
+  auto started = std::chrono::steady_clock::now();
   ShellResult result = session().run(request);
+  rootlog().record_command(name(), started);
   if (!options.check_return) return {-1, std::move(result.output)};
   if (!options.check_output) return {-2, ""};
   return {result.status, std::move(result.output)};

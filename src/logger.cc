@@ -7,9 +7,13 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 #include "test_driver/errors.h"
+#include "test_driver/html_report.h"
 #include "test_driver/junit.h"
+#include "test_driver/timing_profile.h"
 #include "test_driver/utf8.h"
 
 namespace td {
@@ -59,6 +63,7 @@ void Logger::open(const std::string& path) {
 void Logger::close() {
   std::lock_guard lock(mutex_);
   write_junit_locked();
+  write_report_locked();
   close_xml_locked();
 }
 
@@ -76,6 +81,18 @@ void Logger::write_junit_locked() {
     print(std::string("!!! ") + e.what());  // close() runs at exit too: never throws
   }
   junit_.reset();
+}
+
+void Logger::write_report_locked() {
+  if (!report_path_) return;
+  std::filesystem::path path = *report_path_;
+  report_path_.reset();
+  if (::getpid() != owner_) return;  // a fork of the driver: the report is the driver's
+  try {
+    HtmlReport::write(path, record_.snapshot(), report_title_);
+  } catch (const std::exception& e) {
+    print(std::string("!!! ") + e.what());  // close() runs at exit too: never throws
+  }
 }
 
 void Logger::close_xml_locked() {
@@ -140,9 +157,16 @@ static std::string with_level_marker(LogLevel level, const std::string& text, co
   return "??? Warning: " + text;
 }
 
-void Logger::log_locked(LogLevel level, const std::string& message, const LogAttributes& attributes) {
+static std::string attribute(const LogAttributes& attributes, const char* name) {
+  for (const auto& [key, value] : attributes)
+    if (key == name) return value;
+  return "";
+}
+
+void Logger::log_locked(LogLevel level, const std::string& message, const LogAttributes& attributes, bool recorded) {
   std::string text = with_level_marker(level, with_prefix(message, attributes), attributes);
   print_at(level, text);
+  if (recorded) record_.add_line(static_cast<int>(level), attribute(attributes, "machine"), message);
   if (junit_) junit_->add_output(text, level >= LogLevel::error);
   if (level == LogLevel::info) return xml_line(message, attributes);
   LogAttributes with_level = attributes;
@@ -180,8 +204,11 @@ void Logger::log_serial(const std::vector<std::string>& messages, const std::str
   const LogAttributes attributes{{"machine", machine}, {"type", "serial"}};
   std::lock_guard lock(mutex_);
   std::string terminal;
+  std::vector<std::string> recorded;
+  bool keep = record_.keeps_text();
   for (const auto& message : messages) {
     std::string clean = strip_control(message);
+    if (keep) recorded.push_back(clean);
     if (xml_active()) xml_element("line", clean, attributes);
     if (!print_serial_) continue;
     std::string text = fmt::format("{} # {}", machine, clean);
@@ -192,10 +219,20 @@ void Logger::log_serial(const std::vector<std::string>& messages, const std::str
   }
   if (xml_active()) std::fflush(file_);
   if (!terminal.empty()) print(terminal);
+  if (keep) record_.add_serial(machine, recorded);
 }
 
 void Logger::begin_nest(const std::string& message, const LogAttributes& attributes) {
   std::lock_guard lock(mutex_);
+  begin_nest_locked(message, attributes, false);
+}
+
+void Logger::begin_nest_locked(const std::string& message, const LogAttributes& attributes, bool is_subtest) {
+  std::string machine = attribute(attributes, "machine");
+  bool has_image = false;
+  for (const auto& [key, value] : attributes) has_image = has_image || key == "image";
+  record_.begin_step(message, machine, classify_step(message, !machine.empty(), has_image, is_subtest),
+                     RunRecord::ScriptLine::current());
   std::string text = with_prefix(message, attributes);
   print_at(LogLevel::info, text);
   if (junit_) junit_->add_output(text);
@@ -207,13 +244,15 @@ void Logger::begin_nest(const std::string& message, const LogAttributes& attribu
   nests_.push_back({message, std::chrono::steady_clock::now()});
 }
 
-void Logger::end_nest() {
+void Logger::end_nest(bool failed) {
   std::lock_guard lock(mutex_);
   if (nests_.empty()) return;
   OpenNest nest = std::move(nests_.back());
   nests_.pop_back();
+  record_.end_step(failed);
   std::chrono::duration<double> took = std::chrono::steady_clock::now() - nest.start;
-  log_locked(LogLevel::info, fmt::format("(finished: {}, in {:.2f} seconds)", nest.message, took.count()), {});
+  log_locked(LogLevel::info, fmt::format("(finished: {}, in {:.2f} seconds)", nest.message, took.count()), {},
+             /*recorded=*/false);
   if (xml_active()) {
     xml_->CloseElement();
     std::fflush(file_);
@@ -225,7 +264,7 @@ Logger::Nest::Nest(Logger& logger, const std::string& message, const LogAttribut
   logger_.begin_nest(message, attributes);
 }
 
-Logger::Nest::~Nest() { logger_.end_nest(); }
+Logger::Nest::~Nest() { logger_.end_nest(std::uncaught_exceptions() > exceptions_); }
 
 void Logger::set_level(LogLevel level) {
   std::lock_guard lock(mutex_);
@@ -254,15 +293,13 @@ bool Logger::has_junit() const {
 }
 
 void Logger::begin_subtest(const std::string& name) {
-  {
-    std::lock_guard lock(mutex_);
-    if (junit_) junit_->begin_case(name);
-  }
-  begin_nest(name);
+  std::lock_guard lock(mutex_);
+  if (junit_) junit_->begin_case(name);
+  begin_nest_locked(name, {}, true);
 }
 
-void Logger::end_subtest() {
-  end_nest();
+void Logger::end_subtest(bool failed) {
+  end_nest(failed);
   std::lock_guard lock(mutex_);
   if (junit_) junit_->end_case();
 }
@@ -270,6 +307,62 @@ void Logger::end_subtest() {
 void Logger::record_problem(const JUnitProblem& problem) {
   std::lock_guard lock(mutex_);
   if (junit_) junit_->record_problem(problem);
+  record_.add_problem({problem.kind == JUnitProblem::Kind::error, problem.type, problem.message, problem.details});
+}
+
+void Logger::open_html_report(const std::filesystem::path& path, const std::string& title) {
+  std::filesystem::path parent = path.parent_path().empty() ? "." : path.parent_path();
+  std::error_code ec;
+  if (!std::filesystem::is_directory(parent, ec))
+    throw Error(fmt::format("cannot write the HTML report {}: {} is not a directory", path.string(), parent.string()));
+  std::lock_guard lock(mutex_);
+  write_report_locked();
+  report_path_ = path;
+  report_title_ = title;
+  record_.set_keep_text(true);
+}
+
+bool Logger::has_html_report() const {
+  std::lock_guard lock(mutex_);
+  return report_path_.has_value();
+}
+
+void Logger::record_screenshot(const std::string& machine, const std::filesystem::path& path) {
+  std::string png;
+  if (record_.keeps_text()) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream bytes;
+    bytes << in.rdbuf();
+    png = std::move(bytes).str();
+  }
+  record_.add_screenshot(machine, path.filename().string(), std::move(png));
+}
+
+void Logger::machine_event(const std::string& machine, RunRecord::MachineEvent event) {
+  record_.machine_event(machine, event);
+}
+
+void Logger::record_command(const std::string& machine, RunRecord::Clock::time_point start) {
+  record_.add_command(machine, start);
+}
+
+void Logger::set_outcome(const std::string& outcome, const std::string& message) {
+  record_.set_outcome(outcome, message);
+}
+
+void Logger::set_script_path(const std::string& path) {
+  std::lock_guard lock(mutex_);
+  script_path_ = path;
+  record_.set_script_path(path);
+}
+
+std::vector<std::string> Logger::timing_profile() const {
+  std::string script;
+  {
+    std::lock_guard lock(mutex_);
+    script = std::filesystem::path(script_path_).filename().string();
+  }
+  return TimingProfile::of(record_.snapshot()).to_lines(script);
 }
 
 bool Logger::in_subtest() const {

@@ -142,6 +142,7 @@ void Machine::start(std::optional<bool> allow_reboot) {
   if (booted_) return;
   if (allow_reboot) options_.allow_reboot = *allow_reboot;
   log("starting vm");
+  rootlog().machine_event(name(), RunRecord::MachineEvent::started);
   make_private_dir(state_dir(), "VM state directory");
   check_socket_path(monitor_path_);
   check_socket_path(shell_path_);
@@ -242,6 +243,7 @@ void Machine::connect() {
   log("connected to guest root shell");
   log(fmt::format("(connecting took {:.2f} seconds)", took.count()));
   connected_ = true;
+  rootlog().machine_event(name(), RunRecord::MachineEvent::connected);
 }
 
 void Machine::set_connected(bool connected) {
@@ -403,6 +405,7 @@ void Machine::wait_for_shutdown(std::optional<Duration> timeout) {
 }
 
 void Machine::finish_shutdown() {
+  if (booted_) rootlog().machine_event(name(), RunRecord::MachineEvent::stopped);
   if (serial_) {
     serial_->drain(std::chrono::seconds(2));
     serial_->stop();

@@ -90,6 +90,7 @@ void Machine::screenshot(const std::string& filename) {
   auto size = png_size(target);
   if (!size || size->first == 0 || size->second == 0)
     throw Error(fmt::format("Cannot convert screenshot: {} is not a valid PNG", target.string()));
+  rootlog().record_screenshot(name(), target);
 }
 
 void Machine::screendump(const std::filesystem::path& ppm) {

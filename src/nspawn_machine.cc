@@ -205,6 +205,7 @@ void NspawnMachine::start() {
   reset_console_cursor();
   forget_shell_facts();
   booted_ = true;
+  rootlog().machine_event(name(), RunRecord::MachineEvent::started);
   log(fmt::format("container starting (start script pid {})", script_->pid()));
 }
 
@@ -269,6 +270,7 @@ void NspawnMachine::connect() {
   log(fmt::format("connected to the container's root shell (init pid {})", init));
   log(fmt::format("(connecting took {:.2f} seconds)", took.count()));
   connected_ = true;
+  rootlog().machine_event(name(), RunRecord::MachineEvent::connected);
 }
 
 void NspawnMachine::set_connected(bool connected) {
@@ -326,6 +328,7 @@ void NspawnMachine::wait_for_shutdown(std::optional<Duration> timeout) {
 }
 
 void NspawnMachine::finish_shutdown() {
+  if (booted_) rootlog().machine_event(name(), RunRecord::MachineEvent::stopped);
   if (console_) {
     console_->drain(std::chrono::seconds(2));
     console_->stop();

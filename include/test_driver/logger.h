@@ -12,12 +12,17 @@
 //
 // A JUnit report (junit.h) may be attached: subtests become its cases, each
 // line logged goes to the current case's output, and close() writes it.
+// Nests, problems, machine events, command times and screenshots also go to
+// the run's record (run_record.h), for the timing profile and, when one is
+// attached, the HTML report (html_report.h) that close() writes; with a
+// report the record keeps the log and serial lines too.
 #pragma once
 
 #include <sys/types.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <exception>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -27,6 +32,8 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "test_driver/run_record.h"
 
 namespace tinyxml2 {
 class XMLPrinter;
@@ -78,7 +85,8 @@ class Logger {
   // Opens a nest: logs the head now and "(finished: …, in N.NN seconds)"
   // when it ends. Use Nest for scoped nests.
   void begin_nest(const std::string& message, const LogAttributes& attributes = {});
-  void end_nest();
+  // `failed`: an exception left the nest (the record marks its step).
+  void end_nest(bool failed = false);
 
   class Nest {
    public:
@@ -89,6 +97,7 @@ class Logger {
 
    private:
     Logger& logger_;
+    int exceptions_ = std::uncaught_exceptions();  // more at the end: an exception leaves the nest
   };
 
   // The lowest level the terminal shows (the XML log and JUnit report get all).
@@ -102,12 +111,29 @@ class Logger {
   bool has_junit() const;
   // `with subtest(name):` a nest, and a case of the JUnit report.
   void begin_subtest(const std::string& name);
-  void end_subtest();
+  void end_subtest(bool failed = false);
   // A failure (or an error) of the current subtest, or of "main" outside
   // any; nothing without a JUnit report.
   void record_problem(const JUnitProblem& problem);
   // Whether the JUnit report has a subtest open.
   bool in_subtest() const;
+
+  // Attaches an HTML report that close() writes to `path` (and keeps the
+  // log and serial lines for it from now on). Throws td::Error when `path`'s
+  // directory does not exist.
+  void open_html_report(const std::filesystem::path& path, const std::string& title = "NixOS integration test");
+  bool has_html_report() const;
+  // A screenshot `path` of `machine` was written: its PNG goes to the record, at the open step.
+  void record_screenshot(const std::string& machine, const std::filesystem::path& path);
+  void machine_event(const std::string& machine, RunRecord::MachineEvent event);
+  // A command of `machine` ran from `start` until now.
+  void record_command(const std::string& machine, RunRecord::Clock::time_point start);
+  // How the run ended, for the report: "passed", "failed", "timed out", "interrupted".
+  void set_outcome(const std::string& outcome, const std::string& message);
+  void set_script_path(const std::string& path);
+  // The timing profile of the run so far, as lines for the terminal.
+  std::vector<std::string> timing_profile() const;
+  RunRecord& record() { return record_; }
 
   void set_print_serial(bool on);
   bool print_serial() const;
@@ -129,9 +155,12 @@ class Logger {
   // the driver writes nothing to it (nor the JUnit report).
   bool xml_active() const;
   void write_junit_locked();
+  void write_report_locked();
+  void begin_nest_locked(const std::string& message, const LogAttributes& attributes, bool is_subtest);
   void xml_line(const std::string& message, const LogAttributes& attributes);
   void xml_element(const char* name, const std::string& text, const LogAttributes& attributes);
-  void log_locked(LogLevel level, const std::string& message, const LogAttributes& attributes);
+  // `recorded`: the line also goes to the record's lines.
+  void log_locked(LogLevel level, const std::string& message, const LogAttributes& attributes, bool recorded = true);
 
   mutable std::mutex mutex_;
   FILE* file_ = nullptr;
@@ -143,6 +172,10 @@ class Logger {
   LogLevel level_ = LogLevel::info;
   std::unique_ptr<JUnitReport> junit_;
   std::filesystem::path junit_path_;
+  RunRecord record_;
+  std::optional<std::filesystem::path> report_path_;
+  std::string report_title_;
+  std::string script_path_;
 };
 
 // The process-wide logger, as the reference's `rootlog`.

@@ -109,10 +109,13 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
 
     `options` holds the flags by their long names (keep_vm_state,
     interactive, start_scripts, vlans, output_directory, global_timeout,
-    config, junit_xml, log_level, generate_driver_symbols, testscript), None
-    for those not given: those come from the -c/--config file, else the
-    environment ($startScripts, $vlans, $globalTimeout, $logLevel,
-    $testScript), else the defaults.
+    config, junit_xml, html_report, keep_going, log_level,
+    generate_driver_symbols, testscript), None for those not given: those
+    come from the -c/--config file, else the environment ($startScripts,
+    $vlans, $globalTimeout, $logLevel, $testScript), else the defaults.
+
+    At the end of every run (also one that failed, timed out or was
+    interrupted) the timing profile is logged and the reports are written.
     """
     import sys
     import time
@@ -207,6 +210,18 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
         parent = os.path.dirname(junit_path)
         if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
             return usage_error(f"argument --junit-xml: {parent} is not a writeable directory")
+    html_report: str | None = options.get("html_report")
+    if html_report is None and from_config is not None:
+        html_report = from_config.html_report
+    report_path = None
+    if html_report:
+        report_path = os.path.abspath(os.path.join(out_dir, html_report))
+        parent = os.path.dirname(report_path)
+        if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+            return usage_error(f"argument --html-report: {parent} is not a writeable directory")
+    keep_going = bool(options.get("keep_going"))
+    if not keep_going and from_config is not None and from_config.keep_going:
+        keep_going = True
     # Before any machine is made: a start script that cannot run, and a
     # TMPDIR that is not a writeable directory (the core never creates one).
     for script in start_scripts:
@@ -244,6 +259,10 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
         # Written by rootlog.close(), which every way out of the run reaches.
         if junit_path:
             rootlog.open_junit(junit_path)
+        if report_path:
+            rootlog.open_html_report(report_path, f"NixOS test {os.path.basename(testscript)}")
+        rootlog.set_script_path(testscript)
+        rootlog.keep_going = keep_going
         from test_driver.driver import Driver, GlobalTimeout
 
         if not options["keep_vm_state"]:
@@ -270,21 +289,37 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
                 tic = time.monotonic()
                 driver.run_tests()
                 rootlog.info("test script finished in %.2fs" % (time.monotonic() - tic))
+            rootlog.set_outcome("passed")
         except BaseException as error:
             # The JUnit report's "main" case, unless a subtest already has it.
             rootlog.record_failure(error)
             if isinstance(error, GlobalTimeout):
                 rootlog.error(timeout_message)
+                rootlog.set_outcome("timed out", timeout_message)
                 status = 1
             elif isinstance(error, KeyboardInterrupt):
                 rootlog.error("interrupted: cleaning up")
+                rootlog.set_outcome("interrupted", "interrupted (Ctrl-C, SIGTERM or SIGHUP)")
                 status = 130
             elif isinstance(error, SystemExit):
                 code = error.code
                 status = 0 if code is None else int(code) if isinstance(code, int) else 1
+                rootlog.set_outcome("passed" if status == 0 else "failed", f"the test script exited with {code}")
             else:
                 sys.stderr.write(format_exception(type(error), error, error.__traceback__))
                 rootlog.error(f"test script failed: {error}")
+                rootlog.set_outcome("failed", f"test script failed: {type(error).__name__}: {error}")
+                status = 1
+        # --keep-going: every failed top-level subtest, and the run fails.
+        failed_subtests = rootlog.failed_subtests
+        if failed_subtests:
+            summary = "%d subtest%s failed: %s" % (len(failed_subtests), "s" if len(failed_subtests) > 1 else "",
+                                                  ", ".join(name for name, _ in failed_subtests))
+            rootlog.error(summary)
+            for name, message in failed_subtests:
+                rootlog.error(f'  "{name}": {message}')
+            if status == 0:
+                rootlog.set_outcome("failed", summary)
                 status = 1
         _signal.setitimer(_signal.ITIMER_REAL, 0)
         if os.getpid() != owner:
@@ -323,6 +358,8 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
                 rootlog.error("interrupted while waiting for the test script's threads: %s"
                               % ", ".join(t.name for t in left))
                 status = 130
+        for line in rootlog.timing_profile():
+            rootlog.info(line)
         rootlog.close()
         if left:
             sys.stdout.flush()

@@ -5,7 +5,8 @@ Relative paths in it are relative to the file's directory.
     {"vms": {"server": {"name": "server", "start_script": "/nix/store/…/bin/run-server-vm"}, …}
          or [{"name": "server", "start_script": "…"}, …],
      "containers": {}, "display_viewers": {}, "enable_ssh_backdoor": false,
-     "vlans": [1, 2], "global_timeout": 3600, "test_script": "test.py"}
+     "vlans": [1, 2], "global_timeout": 3600, "test_script": "test.py",
+     "html_report": "report.html", "keep_going": true}
 
 Every key of upstream's file is known (none is required: what the file does
 not set comes from the command line, the environment or the defaults); an
@@ -13,7 +14,9 @@ unknown key is an error naming it. Containers are systemd-nspawn machines,
 their start scripts named run-<name>-nspawn. What this driver cannot do is
 an error too: containers' displays and the SSH backdoor (vhost-vsock).
 global_timeout is seconds, or an ISO 8601 duration ("PT1H30M") as pydantic
-reads upstream's timedelta.
+reads upstream's timedelta. Two keys are this driver's own, as its flags:
+html_report (--html-report; relative to the output directory, like the
+flag) and keep_going (--keep-going).
 """
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ from test_driver._core import NixStartScript, NspawnMachine
 
 __all__ = ["Config", "ConfigError", "load_config"]
 
-KEYS = ("vms", "containers", "vlans", "global_timeout", "test_script", "display_viewers", "enable_ssh_backdoor")
+KEYS = ("vms", "containers", "vlans", "global_timeout", "test_script", "display_viewers", "enable_ssh_backdoor",
+        "html_report", "keep_going")
 
 
 class ConfigError(Exception):
@@ -39,6 +43,8 @@ class Config:
         self.vlans: list[int] | None = None
         self.global_timeout: float | None = None
         self.test_script: str | None = None
+        self.html_report: str | None = None
+        self.keep_going: bool | None = None
 
 
 def _is_number(value: object) -> bool:
@@ -198,6 +204,12 @@ def load_config(path: str) -> Config:
             config.global_timeout = float(seconds)
         elif key == "test_script":
             config.test_script = resolve(string_at(value, key))
+        elif key == "html_report":
+            config.html_report = string_at(value, key)
+        elif key == "keep_going":
+            if not isinstance(value, bool):
+                raise fail(f"'keep_going' must be a boolean, not {_json_type(value)}")
+            config.keep_going = value
     if containers:
         config.start_scripts = [*(config.start_scripts or []), *containers]
     return config

@@ -13,7 +13,6 @@ from test_driver._core import LogNest
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from types import TracebackType
-    from typing import Literal
 
 __all__ = ["Logger", "LogNest", "Subtest", "rootlog"]
 
@@ -50,10 +49,11 @@ def _record(type_: type[BaseException] | None, value: BaseException | None, trac
             message: object = None) -> None:
     """Records an exception on the JUnit report's current case (a subtest,
     else "main"): an Exception as a <failure>, another BaseException (Ctrl-C,
-    the global timeout) as an <error>; SystemExit(0) is none. No report, no-op."""
-    if type_ is None or not rootlog.has_junit:
+    the global timeout) as an <error>; SystemExit(0) is none. Without a JUnit
+    or HTML report, nothing (the problem would go nowhere)."""
+    if type_ is None or not (rootlog.has_junit or rootlog.has_html_report):
         return
-    if not rootlog.in_subtest and id(value) == _escaped_from_subtest:
+    if _depth == 0 and id(value) == _escaped_from_subtest:
         return
     if issubclass(type_, SystemExit):
         code = getattr(value, "code", None)
@@ -69,31 +69,52 @@ def _record(type_: type[BaseException] | None, value: BaseException | None, trac
 class Logger(_core.Logger):
     """The driver's log: terminal and XML log file."""
 
+    # --keep-going: a failing top-level subtest is recorded here (its name and
+    # error) and the script goes on after it; the run fails at the end.
+    keep_going = False
+    failed_subtests: list[tuple[str, str]]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed_subtests = []
+
     def record_failure(self, error: BaseException, message: str | None = None) -> None:
         """Record an exception on the JUnit report's current case (the open subtest, else 'main')."""
         _record(type(error), error, getattr(error, "__traceback__", None), message)
 
 
+# Subtests open now (a subtest is top-level when it opens at 0).
+_depth = 0
+
+
 class Subtest:
     """`with subtest(name):` groups log lines, and is a case of the JUnit
     report (--junit-xml). An exception inside fails it: an Exception is
-    logged as 'Test "<name>" failed with error: "<error>"'. It is raised on."""
+    logged as 'Test "<name>" failed with error: "<error>"'. It is raised on,
+    except with --keep-going at a top-level subtest: there the failure is
+    recorded (rootlog.failed_subtests) and the script goes on after the block."""
 
     def __init__(self, name: str) -> None:
         self.name = name
 
     def __enter__(self) -> None:
+        global _depth
         rootlog.begin_subtest(self.name)
+        _depth += 1
 
     def __exit__(self, type_: type[BaseException] | None, value: BaseException | None,
-                 trace: TracebackType | None) -> Literal[False]:
-        global _escaped_from_subtest
+                 trace: TracebackType | None) -> bool:
+        global _escaped_from_subtest, _depth
         if type_ is not None and issubclass(type_, Exception):
             rootlog.error(f'Test "{self.name}" failed with error: "{value}"')
         if type_ is not None:
             _record(type_, value, trace)
             _escaped_from_subtest = id(value)
-        rootlog.end_subtest()
+        _depth -= 1
+        rootlog.end_subtest(type_ is not None)
+        if _depth == 0 and rootlog.keep_going and type_ is not None and issubclass(type_, Exception):
+            rootlog.failed_subtests.append((self.name, f"{type_.__name__}: {value}"))
+            return True  # on with the script
         return False
 
 

@@ -47,6 +47,8 @@ int main(int argc, char** argv) {
   std::string testscript;
   std::string config_path;
   std::string junit_xml;
+  std::string html_report;
+  bool keep_going = false;
   // Unset ones default in run_cli (after the config file and the environment).
   std::string log_level;
   double global_timeout = 0;
@@ -71,6 +73,13 @@ int main(int argc, char** argv) {
   auto* junit_opt = app.add_option("--junit-xml", junit_xml,
                                    "write a JUnit XML report (one test case per subtest) to this path, relative to "
                                    "the output directory; written also when the run fails or is interrupted");
+  auto* report_opt = app.add_option("--html-report", html_report,
+                                    "write an HTML report (steps, serial consoles, screenshots, timing; one "
+                                    "self-contained file) to this path, relative to the output directory; written "
+                                    "also when the run fails or is interrupted");
+  auto* keep_going_opt = app.add_flag("--keep-going", keep_going,
+                                      "a failing top-level subtest is recorded and the script goes on with the "
+                                      "next; the run fails at the end, listing every failed subtest");
   auto* level_opt = app.add_option("--log-level", log_level,
                                    "the lowest level of log lines shown on the terminal: debug, info, warning or "
                                    "error (default: $logLevel or info)");
@@ -102,6 +111,8 @@ int main(int argc, char** argv) {
     options["global_timeout"] = given(timeout_opt, global_timeout);
     options["config"] = given(config_opt, config_path);
     options["junit_xml"] = given(junit_opt, junit_xml);
+    options["html_report"] = given(report_opt, html_report);
+    options["keep_going"] = given(keep_going_opt, keep_going);
     options["log_level"] = given(level_opt, log_level);
     options["generate_driver_symbols"] = generate_symbols;
     options["testscript"] = given(script_opt, testscript);

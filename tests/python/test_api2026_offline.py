@@ -61,7 +61,7 @@ def test_config_global_timeout_as_iso_8601(tmp_path, text, seconds):
 
 @pytest.mark.parametrize("data,message", [
     ({"vms": {}, "memory": 1, "cores": 2}, "unknown keys 'memory', 'cores' (known: vms, containers, vlans, "
-                                           "global_timeout, test_script, display_viewers, enable_ssh_backdoor)"),
+                                           "global_timeout, test_script, display_viewers, enable_ssh_backdoor, html_report, keep_going)"),
     ({"containers": {"box": {"name": "box", "start_script": "/x/run-box-vm"}}},
      "'containers.box': the start script /x/run-box-vm of a container must be named run-<name>-nspawn"),
     ({"containers": {"box": {"start_script": "/x/run-other-nspawn"}}},
