@@ -155,18 +155,25 @@ void Machine::after_resume(const SavedState& state) {
   }
 }
 
-void Machine::restore_state(const SavedState& state) {
+std::string Machine::restore_state(const SavedState& state) {
   // A QEMU waiting with -incoming defer (launched by the caller).
   try {
+    auto t0 = Clock::now();
     QmpClient& qmp = running_qmp("cannot restore a snapshot");
     load_snapshot_file(qmp, state.file,
                        state.compressed ? SnapshotCompression::kZstd : SnapshotCompression::kNone,
                        Deadline::after(kMigrationTimeout));
     qmp.command("cont");
+    auto t1 = Clock::now();
     // The same backdoor shell answers on the new connection, without a greeting.
     session().resync(random_nonce(), Deadline::after(kGuestStepTimeout));
     connected_ = true;
+    auto t2 = Clock::now();
     after_resume(state);
+    auto t3 = Clock::now();
+    auto s = [](auto d) { return std::chrono::duration<double>(d).count(); };
+    return fmt::format("state loaded {:.2f} s, shell {:.2f} s, clock and shares {:.2f} s", s(t1 - t0), s(t2 - t1),
+                       s(t3 - t2));
   } catch (...) {
     discard_qemu();
     throw;
@@ -200,10 +207,13 @@ void Machine::restore_snapshot(const std::string& name) {
   auto tic = Clock::now();
   auto state = it->second;
   discard_qemu();
+  auto killed = Clock::now();
   launch({"-incoming", "defer"});
-  restore_state(*state);
-  log(fmt::format("restored snapshot '{}' in {:.2f} seconds", name,
-                  std::chrono::duration<double>(Clock::now() - tic).count()));
+  auto launched = Clock::now();
+  std::string phases = restore_state(*state);
+  auto s = [](auto d) { return std::chrono::duration<double>(d).count(); };
+  log(fmt::format("restored snapshot '{}' in {:.2f} seconds (old QEMU gone {:.2f} s, new QEMU up {:.2f} s, {})", name,
+                  s(Clock::now() - tic), s(killed - tic), s(launched - killed), phases));
 }
 
 void Machine::start_through_boot_cache() {

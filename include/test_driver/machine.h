@@ -186,8 +186,9 @@ class Machine : public BaseMachine {
   void save_boot_to_cache();
   // Releases the driver's 9p shares, saves, resumes; what to remount.
   std::shared_ptr<SavedState> save_state(const std::filesystem::path& file, bool compress);
-  // Loads a saved state into a new QEMU and resynchronises its channels.
-  void restore_state(const SavedState& state);
+  // Loads a saved state into the QEMU waiting for it and resynchronises its
+  // channels; returns how long each step took, for the log.
+  std::string restore_state(const SavedState& state);
   // After the guest runs again: sets its clock, remounts its 9p shares.
   void after_resume(const SavedState& state);
   std::vector<std::string> qemu_cmdline() const;
