@@ -181,8 +181,9 @@ void bind_qemu_machine(py::module_& m) {
       m, "Machine", "A handle to the machine with this name, that also manages its lifecycle.")
       .def(py::init([](std::filesystem::path out_dir, std::filesystem::path tmp_dir,
                        std::shared_ptr<td::StartCommand> start_command, std::string name, bool keep_vm_state,
-                       bool allow_reboot, py::object callbacks) {
+                       bool allow_reboot, py::object callbacks, std::optional<std::filesystem::path> boot_cache) {
              Machine::Options o;
+             if (boot_cache) o.boot_cache = std::move(*boot_cache);
              o.out_dir = std::move(out_dir);
              o.tmp_dir = std::move(tmp_dir);
              o.start_command = std::move(start_command);
@@ -194,7 +195,7 @@ void bind_qemu_machine(py::module_& m) {
              return std::make_shared<Machine>(std::move(o));
            }),
            "out_dir"_a, "tmp_dir"_a, "start_command"_a, "name"_a = "machine", "keep_vm_state"_a = false,
-           "allow_reboot"_a = false, "callbacks"_a = py::none())
+           "allow_reboot"_a = false, "callbacks"_a = py::none(), py::kw_only(), "boot_cache"_a = py::none())
       .def("__repr__", [](const Machine& machine) { return "<Machine '" + machine.name() + "'>"; })
       .def_static("create_startcommand", &make_legacy_start_command, "args"_a,
                   "The legacy start command from create_machine args.")
@@ -208,6 +209,24 @@ void bind_qemu_machine(py::module_& m) {
       .def("start", py::overload_cast<std::optional<bool>>(&Machine::start), "allow_reboot"_a = py::none(),
            release_gil(), "Start QEMU and wait for its monitor; does not wait for the guest to boot.")
       .def("cleanup_statedir", &Machine::cleanup_statedir, "Delete the VM state directory.")
+      // snapshots
+      .def("save_snapshot", &Machine::save_snapshot, "name"_a, release_gil(),
+           "Save the running guest's state as `name` (under state_dir/snapshots; deleted at cleanup). The driver's "
+           "9p shares are unmounted for the save and mounted again; a 9p share it does not own is an error.")
+      .def("restore_snapshot", &Machine::restore_snapshot, "name"_a, release_gil(),
+           "Revert the machine to the state saved as `name`: a new QEMU loads it, the shell, monitor, QMP and serial "
+           "console are live again, the clock is set from the host's and the randomness reseeded (vmgenid).")
+      .def_property_readonly("snapshots", &Machine::snapshots, "The names of the snapshots saved in this run.")
+      .def_property_readonly(
+          "boot_cache", [](const Machine& machine) -> py::object {
+            auto dir = machine.boot_cache_dir();
+            if (dir.empty()) return py::none();
+            return py::cast(dir);
+          },
+          "The boot cache's directory (--boot-cache, $TEST_DRIVER_BOOT_CACHE), or None.")
+      .def_property_readonly("boot_cache_outcome", &Machine::boot_cache_outcome,
+                             "How the first start went with the boot cache: '' (no cache), 'hit', 'miss', or "
+                             "'uncacheable: <why>'.")
       // the monitor and QMP
       .def("wait_for_monitor_prompt", &Machine::wait_for_monitor_prompt, release_gil(),
            "Read the monitor until its prompt; return what was read.")

@@ -12,6 +12,9 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <iterator>
+#include <sys/socket.h>
 
 #include "test_driver/errors.h"
 #include "test_driver/event_loop.h"
@@ -64,6 +67,30 @@ BaseMachine::Setup setup_of(Machine::Options& options) {
   return setup;
 }
 
+// The process at the other end of a Unix socket (SO_PEERCRED).
+std::optional<pid_t> peer_pid(int fd) {
+  ucred cred{};
+  socklen_t size = sizeof cred;
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &size) != 0 || cred.pid <= 0) return std::nullopt;
+  return cred.pid;
+}
+
+// QEMU's vmgenid device, so that a guest restored from a snapshot learns it
+// was (a new generation ID) and reseeds its random number generator; not
+// when the start command or $QEMU_OPTS already has one (QEMU takes one).
+void add_vmgenid(std::vector<std::string>& argv, const StartCommand& command) {
+  for (const auto& arg : argv)
+    if (arg.find("vmgenid") != std::string::npos) return;
+  for (const auto& word : command.base_argv()) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(word, ec) || std::filesystem::file_size(word, ec) > (4u << 20)) continue;
+    std::ifstream in(word, std::ios::binary);
+    std::string content((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (content.find("vmgenid") != std::string::npos) return;
+  }
+  argv.insert(argv.end(), {"-device", "vmgenid,guid=auto"});
+}
+
 }  // namespace
 
 // The channels of one running QEMU, all on one event loop.
@@ -92,6 +119,8 @@ Machine::Machine(Options options) : BaseMachine(setup_of(options)), options_(std
   state_lock_ = lock_state_dir(state_dir());
   if (!options_.keep_vm_state && existed) cleanup_statedir();
   if (const char* t = std::getenv("TEST_DRIVER_CONNECT_TIMEOUT")) connect_timeout_ = std::max(0.0, std::atof(t));
+  if (const char* c = std::getenv("TEST_DRIVER_BOOT_CACHE"); c && *c && options_.boot_cache.empty())
+    options_.boot_cache = c;
 }
 
 Machine::~Machine() {
@@ -124,6 +153,13 @@ Machine::Channels& Machine::running_channels(const char* what) {
   return *channels_;
 }
 
+QmpClient& Machine::running_qmp(const std::string& step) {
+  Channels& channels = running_channels("QMP");
+  if (!channels.qmp.is_open())
+    throw Error(fmt::format("{}: {}: snapshots need QMP, which this QEMU does not serve", label(), step));
+  return channels.qmp;
+}
+
 void Machine::listen_for_channels(Channels& channels) {
   auto listen = [&](stream_protocol::acceptor& acceptor, const std::filesystem::path& path) {
     std::filesystem::remove(path);
@@ -143,6 +179,16 @@ void Machine::start(std::optional<bool> allow_reboot) {
   if (allow_reboot) options_.allow_reboot = *allow_reboot;
   log("starting vm");
   rootlog().machine_event(name(), RunRecord::MachineEvent::started);
+  bool first = first_start_;
+  first_start_ = false;
+  if (first && !options_.boot_cache.empty()) {
+    start_through_boot_cache();
+    return;
+  }
+  launch({});
+}
+
+void Machine::launch(const std::vector<std::string>& extra) {
   make_private_dir(state_dir(), "VM state directory");
   check_socket_path(monitor_path_);
   check_socket_path(shell_path_);
@@ -152,6 +198,8 @@ void Machine::start(std::optional<bool> allow_reboot) {
   Process::Options spawn;
   spawn.argv = options_.start_command->argv(monitor_path_.string(), shell_path_.string(), options_.allow_reboot,
                                             qmp_path_.string());
+  add_vmgenid(spawn.argv, *options_.start_command);
+  spawn.argv.insert(spawn.argv.end(), extra.begin(), extra.end());
   spawn.env = StartCommand::build_environment(state_dir().string(), shared_dir().string());
   spawn.cwd = state_dir().string();
   spawn.stdin_pipe = true;  // QEMU's -serial stdio reads it: send_console
@@ -176,10 +224,11 @@ void Machine::start(std::optional<bool> allow_reboot) {
     // The banner; no log nest, so machines can start in parallel.
     channels_->monitor.read_reply(MonitorClient::OnClose::kFail);
   } catch (...) {
-    release();
+    release_qemu();
     throw;
   }
   pid_ = process_->pid();
+  qemu_pid_ = peer_pid(channels_->monitor.socket().native_handle()).value_or(*pid_);
   booted_ = true;
   log(fmt::format("QEMU running (pid {})", *pid_));
 }
@@ -244,6 +293,7 @@ void Machine::connect() {
   log(fmt::format("(connecting took {:.2f} seconds)", took.count()));
   connected_ = true;
   rootlog().machine_event(name(), RunRecord::MachineEvent::connected);
+  if (pending_cache_key_) save_boot_to_cache();
 }
 
 void Machine::set_connected(bool connected) {
@@ -412,12 +462,19 @@ void Machine::finish_shutdown() {
   }
   channels_.reset();
   pid_.reset();
+  qemu_pid_ = -1;
+  pending_cache_key_.reset();
   booted_ = false;
   connected_ = false;
 }
 
 void Machine::release() {
   std::lock_guard lock(mutex_);
+  release_qemu();
+  if (::getpid() == creator_) remove_snapshots();  // never a fork's doing
+}
+
+void Machine::release_qemu() {
   if (!process_) return;
   if (!process_->owned()) {
     // A fork of the driver: QEMU and its channels are the driver's. Closing
@@ -431,6 +488,13 @@ void Machine::release() {
   if (!process_->exited()) rootlog().info(fmt::format("kill machine (pid {})", process_->pid()));
   // Also after QEMU exited: kills what its start script left in its group.
   process_->terminate(std::chrono::seconds(5));
+  finish_shutdown();
+  process_.reset();
+}
+
+void Machine::discard_qemu() {
+  if (!process_) return;
+  process_->terminate(std::chrono::milliseconds(0));
   finish_shutdown();
   process_.reset();
 }

@@ -2,7 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include <boost/asio/read_until.hpp>
 #include <boost/asio/write.hpp>
@@ -55,6 +59,8 @@ void QmpClient::read_next() {
       Json message = Json::parse(line);
       if (message.find("event")) {
         if (message.string_at("event") == "GUEST_PANICKED") panicked_ = true;
+        if (message.string_at("event") == "MIGRATION")
+          if (const Json* data = message.find("data")) migration_status_ = data->string_at("status");
         if (on_event_) on_event_(message);
         events_.push_back(std::move(message));
       } else if (message.find("return") || message.find("error")) {
@@ -128,6 +134,56 @@ Json QmpClient::command(const std::string& name, const Json& arguments) {
                    error->string_at("class"), error->string_at("desc"));
   const Json* value = reply.find("return");
   return value ? *value : Json();
+}
+
+void QmpClient::send_fd(int fd, const std::string& fdname) {
+  std::string step = "QMP command getfd";
+  std::string text = Json(Json::Object{{"execute", "getfd"}, {"arguments", Json::Object{{"fdname", fdname}}}}).dump() + "\n";
+  iovec iov{text.data(), text.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* cmsg = CMSG_FIRSTHDR(&msg);
+  cmsg->cmsg_level = SOL_SOCKET;
+  cmsg->cmsg_type = SCM_RIGHTS;
+  cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+  // A short message on an idle Unix socket: sent whole, or not at all.
+  ssize_t n;
+  do n = ::sendmsg(socket_.native_handle(), &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n != static_cast<ssize_t>(text.size()))
+    owner_.fail_channel(step, n < 0 ? std::strerror(errno) : "the message was cut short");
+  Json reply;
+  try {
+    reply = read_reply(step, false);
+  } catch (const Interrupted&) {
+    ++abandoned_;
+    throw;
+  }
+  if (const Json* error = reply.find("error"))
+    throw QmpError(fmt::format("{}: {} failed: {}: {}", label_, step, for_message(error->string_at("class")),
+                               for_message(error->string_at("desc"))),
+                   error->string_at("class"), error->string_at("desc"));
+}
+
+bool QmpClient::wait_until(const std::function<bool()>& condition, Deadline deadline, const std::string& step) {
+  for (;;) {
+    if (condition()) return true;
+    if (!socket_.is_open()) owner_.fail_channel(step, "the QMP connection closed");
+    woken_ = false;
+    switch (loop_.run(woken_, [] {}, {.deadline = deadline})) {
+      case EventLoop::Outcome::kInterrupted:
+        throw Interrupted();
+      case EventLoop::Outcome::kTimedOut:
+        return condition();
+      default:
+        break;
+    }
+  }
 }
 
 std::optional<Json> QmpClient::wait_for_event(const std::function<bool(const Json&)>& filter, Deadline deadline) {

@@ -66,6 +66,32 @@ void ShellSession::wait_for_greeting(Duration timeout, const std::function<void(
   }
 }
 
+void ShellSession::resync(const std::string& nonce, Deadline deadline) {
+  const std::string step = "resynchronising with the guest's backdoor shell after a restore";
+  stale_.reset();
+  buffer_.clear();
+  write("echo " + nonce + "\n", step);
+  for (;;) {
+    bool done = false;
+    boost::system::error_code ec;
+    size_t n = 0;
+    asio::async_read_until(socket_, asio::dynamic_buffer(buffer_), '\n', [&](auto e, size_t k) {
+      ec = e;
+      n = k;
+      done = true;
+    });
+    auto outcome = loop_.run(done, [&] { socket_.cancel(); }, {.deadline = deadline, .stop_flag = stop_flag_});
+    if (outcome == EventLoop::Outcome::kTimedOut)
+      owner_.fail_channel(step, fmt::format("the shell did not echo the nonce {} in time", nonce));
+    if (outcome != EventLoop::Outcome::kDone) fail_outcome(outcome, step);
+    if (ec) owner_.fail_channel(step, ec == asio::error::eof ? "the shell connection closed" : ec.message());
+    std::string line = buffer_.substr(0, n);
+    buffer_.erase(0, n);
+    while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.pop_back();
+    if (line == nonce) return;
+  }
+}
+
 void ShellSession::finish_stale_command() {
   if (!stale_) return;
   // Ctrl-C or the driver's deadline stopped the driver's wait, not the

@@ -12,20 +12,25 @@
 // channel fails, the error says whether QEMU exited and what it printed last.
 #pragma once
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "test_driver/base_machine.h"
+#include "test_driver/boot_cache.h"
 #include "test_driver/json.h"
 #include "test_driver/process.h"
 #include "test_driver/start_command.h"
 
 namespace td {
 
+class QmpClient;
 class SerialReader;
 
 class Machine : public BaseMachine {
@@ -41,6 +46,9 @@ class Machine : public BaseMachine {
     bool keep_vm_state = false;
     bool allow_reboot = false;
     std::vector<Callback> callbacks;
+    // The boot cache's directory (see boot_cache.h); empty: none, unless
+    // $TEST_DRIVER_BOOT_CACHE names one.
+    std::filesystem::path boot_cache;
   };
 
   // Creates the shared and state directories (mode 0700) and locks the
@@ -61,7 +69,8 @@ class Machine : public BaseMachine {
   void crash() override;
   void wait_for_shutdown(std::optional<Duration> timeout = std::nullopt) override;
   // Kills QEMU (SIGTERM, then SIGKILL) and what it left in its process
-  // group, and closes its channels.
+  // group, closes its channels and deletes the snapshots saved in this run
+  // (unless keep_vm_state); the boot cache keeps its own.
   void release() override;
   bool booted() const override { return booted_; }
   bool connected() const override { return connected_; }
@@ -69,6 +78,27 @@ class Machine : public BaseMachine {
   // script triggered); true: only on a machine that runs.
   void set_connected(bool connected) override;
   void cleanup_statedir();
+
+  // --- snapshots (machine_snapshot.cc, snapshot.h)
+  // Saves the running guest's state as `name` (replacing one of that name)
+  // under <state_dir>/snapshots: releases the driver's 9p shares in the
+  // guest, stops it, streams its state out through QMP, resumes it, mounts
+  // the shares again and sets its clock. Boots and connects first if need
+  // be. Throws td::Error naming the mount when the guest has a 9p share the
+  // driver does not own (QEMU cannot migrate it), and for writable disks.
+  void save_snapshot(const std::string& name);
+  // Reverts the machine to the state saved as `name`: a new QEMU loads it
+  // (the old one is killed), the shell, monitor, QMP and serial console are
+  // connected again, the guest's clock is set from the host's, and its
+  // randomness is reseeded (vmgenid: the guest sees a new generation ID).
+  void restore_snapshot(const std::string& name);
+  // The names of the snapshots saved in this run.
+  std::vector<std::string> snapshots() const;
+  // The boot cache's directory, or "" when there is none.
+  std::filesystem::path boot_cache_dir() const { return options_.boot_cache; }
+  // How the last start() went with the boot cache: "" (no cache), "hit",
+  // "miss", or "uncacheable: <why>".
+  const std::string& boot_cache_outcome() const { return boot_cache_outcome_; }
 
   // --- the monitor
   std::string wait_for_monitor_prompt();
@@ -136,6 +166,31 @@ class Machine : public BaseMachine {
   ShellSession& session() override;
   SerialReader* console() const override { return serial_.get(); }
 
+  struct SavedState;  // a snapshot: its file and the 9p mounts to restore
+
+  // start() without the boot cache: runs the start command with `extra`
+  // QEMU arguments appended and accepts QEMU's channels.
+  void launch(const std::vector<std::string>& extra);
+  // Kills QEMU and closes its channels without logging a release.
+  void discard_qemu();
+  // release() but for the snapshots.
+  void release_qemu();
+  // start() through the boot cache: a hit restores, a miss boots.
+  void start_through_boot_cache();
+  // After the first connect(): saves a missed boot into the cache.
+  void save_boot_to_cache();
+  // Releases the driver's 9p shares, saves, resumes; what to remount.
+  std::shared_ptr<SavedState> save_state(const std::filesystem::path& file, bool compress);
+  // Loads a saved state into the QEMU waiting for it and resynchronises its
+  // channels; returns how long each step took, for the log.
+  std::string restore_state(const SavedState& state);
+  // After the guest runs again: sets its clock, remounts its 9p shares.
+  void after_resume(const SavedState& state);
+  std::vector<std::string> qemu_cmdline() const;
+  // The running machine's QMP client; throws naming `step` when there is none.
+  QmpClient& running_qmp(const std::string& step);
+  // Deletes this run's snapshot files (release(): at cleanup).
+  void remove_snapshots();
   void listen_for_channels(Channels& channels);
   void accept_channels();
   void connect_qmp();
@@ -158,6 +213,13 @@ class Machine : public BaseMachine {
   bool connected_ = false;
   std::optional<pid_t> pid_;
   std::shared_ptr<void> state_lock_;  // flock(2) on <state_dir>/.driver-lock
+  pid_t creator_ = ::getpid();      // the driver's process, not a fork of it
+  pid_t qemu_pid_ = -1;               // QEMU itself (the monitor's peer), under its start script
+  std::map<std::string, std::shared_ptr<SavedState>> snapshots_;
+  bool first_start_ = true;
+  std::string boot_cache_outcome_;
+  std::unique_ptr<BootCache> boot_cache_;
+  std::optional<BootCache::Key> pending_cache_key_;  // a missed boot, saved on connect
 };
 
 }  // namespace td

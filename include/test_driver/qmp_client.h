@@ -40,6 +40,17 @@ class QmpClient : public EventLoop::BackgroundReader {
   // Sends a command and returns its "return" value. Throws td::QmpError for
   // an error reply; "quit" may be answered by the connection closing.
   Json command(const std::string& name, const Json& arguments = Json());
+  // getfd: hands QEMU a copy of `fd` (SCM_RIGHTS on the socket) under
+  // `fdname`, for a migration URI "fd:<fdname>". The caller keeps `fd`.
+  void send_fd(int fd, const std::string& fdname);
+  // The "status" of the last MIGRATION event ("" before any; QEMU sends
+  // them once the "events" migration capability is on).
+  const std::string& migration_status() const { return migration_status_; }
+  void forget_migration_status() { migration_status_.clear(); }
+  // Runs the loop (reading replies and events) until `condition` holds;
+  // false once `deadline` passed first. Throws td::Interrupted on Ctrl-C and
+  // fails the channel (naming `step`) when the connection closes.
+  bool wait_until(const std::function<bool()>& condition, Deadline deadline, const std::string& step);
   // The first event not consumed by an earlier call that `filter` accepts
   // (the events before it are consumed too); nullopt once `deadline` passed.
   std::optional<Json> wait_for_event(const std::function<bool(const Json&)>& filter, Deadline deadline);
@@ -66,6 +77,7 @@ class QmpClient : public EventLoop::BackgroundReader {
   std::deque<Json> replies_;
   std::deque<Json> events_;  // not yet consumed by wait_for_event
   std::function<void(const Json&)> on_event_;
+  std::string migration_status_;
 };
 
 }  // namespace td

@@ -54,6 +54,12 @@ class ShellSession {
   // `still_waiting` with the time waited every 30 s, as a silent wait
   // looks hung.
   void wait_for_greeting(Duration timeout, const std::function<void(Duration waited)>& still_waiting);
+  // After the guest was restored from a snapshot: the same shell answers on
+  // a new connection, but sends no greeting. Sends `echo <nonce>` and drops
+  // everything up to the line that is the nonce; forgets a stale command
+  // (its reply went with the old connection). Fails naming the step when no
+  // such line comes by the deadline.
+  void resync(const std::string& nonce, Deadline deadline);
   // Runs a command and returns its reply. Throws td::MachineError when the
   // shell fails, garbles the reply or does not answer by the deadline, and
   // td::Interrupted on Ctrl-C; in both of the last cases the command's

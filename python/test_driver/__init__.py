@@ -109,7 +109,7 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
 
     `options` holds the flags by their long names (keep_vm_state,
     interactive, start_scripts, vlans, output_directory, global_timeout,
-    config, junit_xml, html_report, keep_going, log_level,
+    config, junit_xml, html_report, keep_going, log_level, boot_cache,
     generate_driver_symbols, testscript), None for those not given: those
     come from the -c/--config file, else the environment ($startScripts,
     $vlans, $globalTimeout, $logLevel, $testScript), else the defaults.
@@ -222,6 +222,20 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
     keep_going = bool(options.get("keep_going"))
     if not keep_going and from_config is not None and from_config.keep_going:
         keep_going = True
+    # The boot cache reaches the machines through the environment, as
+    # $TEST_DRIVER_BOOT_CACHE does when the flag is not given.
+    boot_cache = options.get("boot_cache")
+    if boot_cache is None:
+        boot_cache = os.environ.get("TEST_DRIVER_BOOT_CACHE") or None
+    if boot_cache is not None:
+        boot_cache = os.path.abspath(boot_cache)
+        try:
+            os.makedirs(boot_cache, exist_ok=True)
+        except OSError as e:
+            return usage_error(f"argument --boot-cache ($TEST_DRIVER_BOOT_CACHE): cannot use {boot_cache}: {e.strerror}")
+        if not os.access(boot_cache, os.W_OK):
+            return usage_error(f"argument --boot-cache ($TEST_DRIVER_BOOT_CACHE): {boot_cache} is not writeable")
+        os.environ["TEST_DRIVER_BOOT_CACHE"] = boot_cache
     # Before any machine is made: a start script that cannot run, and a
     # TMPDIR that is not a writeable directory (the core never creates one).
     for script in start_scripts:

@@ -83,6 +83,11 @@ int main(int argc, char** argv) {
   auto* level_opt = app.add_option("--log-level", log_level,
                                    "the lowest level of log lines shown on the terminal: debug, info, warning or "
                                    "error (default: $logLevel or info)");
+  std::string boot_cache;
+  auto* boot_cache_opt = app.add_option("--boot-cache", boot_cache,
+                                        "a directory of snapshots taken right after each machine's backdoor "
+                                        "connected: a machine whose boot is there is restored instead of booted, "
+                                        "one that is not is booted and saved (default: $TEST_DRIVER_BOOT_CACHE)");
   bool generate_symbols = false;
   app.add_flag("--generate-driver-symbols", generate_symbols,
                "write the names a test script sees, comma-separated, to ./driver-symbols (for pyflakes) and exit");
@@ -114,6 +119,7 @@ int main(int argc, char** argv) {
     options["html_report"] = given(report_opt, html_report);
     options["keep_going"] = given(keep_going_opt, keep_going);
     options["log_level"] = given(level_opt, log_level);
+    options["boot_cache"] = given(boot_cache_opt, boot_cache);
     options["generate_driver_symbols"] = generate_symbols;
     options["testscript"] = given(script_opt, testscript);
     py::object run_cli = py::module_::import("test_driver").attr("run_cli");
