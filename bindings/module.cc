@@ -168,6 +168,9 @@ PYBIND11_MODULE(_core, m) {
            "path"_a, "suite_name"_a = td::JUnitReport::kDefaultSuiteName,
            "Start a JUnit XML report (one case per subtest), written to path by close().")
       .def_property_readonly("has_junit", &td::Logger::has_junit, "Whether a JUnit report is attached.")
+      .def_property_readonly("write_error", &td::Logger::write_error,
+                             "Why the XML log could not be written to the end (a full disk), or \"\" when it lost "
+                             "nothing; the run must then fail.")
       .def(
           "begin_subtest",
           [](td::Logger& l, const std::string& name) {

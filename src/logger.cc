@@ -6,6 +6,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -54,10 +57,79 @@ void Logger::open(const std::string& path) {
   owner_ = ::getpid();
   file_ = std::fopen(path.c_str(), "w");
   if (!file_) throw Error(fmt::format("cannot open the log file {}: {}", path, std::strerror(errno)));
-  xml_ = std::make_unique<tinyxml2::XMLPrinter>(file_, /*compact=*/false);
+  path_ = path;
+  good_end_ = 0;
+  good_tail_.clear();
+  write_error_.clear();
+  // The printer writes to memory; flush_xml_locked() writes it to the file
+  // itself, so that a failed write's errno is the real one.
+  xml_ = std::make_unique<tinyxml2::XMLPrinter>(nullptr, /*compact=*/false);
   xml_->PushHeader(false, true);
   xml_->OpenElement("logfile");
-  std::fflush(file_);
+  flush_xml_locked();
+}
+
+std::string Logger::write_error() const {
+  std::lock_guard lock(mutex_);
+  return write_error_;
+}
+
+std::string Logger::xml_tail() const {
+  std::string tail;
+  for (size_t i = 0; i < nests_.size(); ++i) tail += "</nest>\n";
+  return tail + "</logfile>\n";
+}
+
+namespace {
+
+// Writes all of `data` at `offset`; false (errno set) when a write fails.
+bool write_all_at(int fd, const char* data, size_t size, off_t offset) {
+  while (size > 0) {
+    ssize_t n = ::pwrite(fd, data, size, offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n == 0) errno = ENOSPC;
+      return false;
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+    offset += n;
+  }
+  return true;
+}
+
+}  // namespace
+
+void Logger::flush_xml_locked() { flush_xml_locked(xml_tail()); }
+
+void Logger::flush_xml_locked(const std::string& tail) {
+  if (!xml_active()) return;
+  int fd = ::fileno(file_);
+  // The new elements go where the last tail begins, and the new tail after
+  // them: the file ends well-formed after every flush.
+  size_t size = static_cast<size_t>(std::max(0, xml_->CStrSize() - 1));
+  off_t end = good_end_ + static_cast<off_t>(size);
+  if (!write_all_at(fd, xml_->CStr(), size, good_end_) || !write_all_at(fd, tail.data(), tail.size(), end) ||
+      ::ftruncate(fd, end + static_cast<off_t>(tail.size())) != 0)
+    return lose_xml_locked(errno ? errno : EIO);
+  xml_->ClearBuffer(/*resetToFirstElement=*/false);
+  good_end_ = end;
+  good_tail_ = tail;
+}
+
+void Logger::lose_xml_locked(int error) {
+  write_error_ = fmt::format("cannot write the log file {}: {}", path_, std::strerror(error));
+  int fd = ::fileno(file_);
+  // The bytes of the last good tail were allocated when it was written:
+  // writing them again needs no space; whatever came after is cut off.
+  write_all_at(fd, good_tail_.data(), good_tail_.size(), good_end_);
+  int cut = ::ftruncate(fd, good_end_ + static_cast<off_t>(good_tail_.size()));
+  (void)cut;
+  std::fclose(file_);
+  file_ = nullptr;
+  xml_.reset();
+  std::string text = "error: " + write_error_ + "; the XML log ends at its last complete line, and the run will fail";
+  print(color_ ? "\033[1;31m" + text + "\033[0m" : text);
 }
 
 void Logger::close() {
@@ -67,7 +139,7 @@ void Logger::close() {
   close_xml_locked();
 }
 
-bool Logger::xml_active() const { return xml_ && ::getpid() == owner_; }
+bool Logger::xml_active() const { return xml_ && file_ && ::getpid() == owner_; }
 
 void Logger::write_junit_locked() {
   if (!junit_) return;
@@ -109,7 +181,8 @@ void Logger::close_xml_locked() {
   for (size_t i = 0; i < nests_.size(); ++i) xml_->CloseElement();
   nests_.clear();
   xml_->CloseElement();  // logfile
-  std::fputc('\n', file_);
+  flush_xml_locked("\n");  // the printer's closing tags are the end now
+  if (!xml_) return;        // lost: lose_xml_locked closed the file
   xml_.reset();
   std::fclose(file_);
   file_ = nullptr;
@@ -139,7 +212,7 @@ void Logger::print_at(LogLevel level, const std::string& text) {
 void Logger::xml_line(const std::string& message, const LogAttributes& attributes) {
   if (!xml_active()) return;
   xml_element("line", message, attributes);
-  std::fflush(file_);
+  flush_xml_locked();
 }
 
 static std::string with_prefix(const std::string& message, const LogAttributes& attributes) {
@@ -217,7 +290,7 @@ void Logger::log_serial(const std::vector<std::string>& messages, const std::str
     if (!terminal.empty()) terminal += '\n';
     terminal += color_ ? "\033[2m" + text + "\033[0m" : text;
   }
-  if (xml_active()) std::fflush(file_);
+  flush_xml_locked();
   if (!terminal.empty()) print(terminal);
   if (keep) record_.add_serial(machine, recorded);
 }
@@ -239,9 +312,9 @@ void Logger::begin_nest_locked(const std::string& message, const LogAttributes& 
   if (xml_active()) {
     xml_->OpenElement("nest");
     xml_element("head", message, attributes);
-    std::fflush(file_);
   }
   nests_.push_back({message, std::chrono::steady_clock::now()});
+  flush_xml_locked();  // after the push: the tail closes this nest too
 }
 
 void Logger::end_nest(bool failed) {
@@ -255,7 +328,7 @@ void Logger::end_nest(bool failed) {
              /*recorded=*/false);
   if (xml_active()) {
     xml_->CloseElement();
-    std::fflush(file_);
+    flush_xml_locked();
   }
 }
 

@@ -66,6 +66,10 @@ class Logger {
   void open(const std::string& path);
   // Closes every open nest and the document. Idempotent.
   void close();
+  // Why the XML log could not be written to the end ("cannot write the log
+  // file F: No space left on device"), or "" when nothing was lost. A run
+  // whose log lost lines must not pass.
+  std::string write_error() const;
 
   // At info level, as the reference's log().
   void log(const std::string& message, const LogAttributes& attributes = {});
@@ -151,9 +155,20 @@ class Logger {
   void print(const std::string& text);
   void print_at(LogLevel level, const std::string& text);
   void close_xml_locked();
-  // An XML log is open, and this is the process that opened it: a fork of
-  // the driver writes nothing to it (nor the JUnit report).
+  // An XML log is open, this is the process that opened it (a fork of the
+  // driver writes nothing to it, nor the JUnit report), and no write to it
+  // has failed.
   bool xml_active() const;
+  // Flushes what the XML printer wrote. The file then ends with the closing
+  // tags of the elements still open, written ahead of the stream's
+  // position, so that it is well-formed up to its last complete element
+  // whatever happens next, a full disk included.
+  void flush_xml_locked();
+  void flush_xml_locked(const std::string& tail);
+  // A write failed (errno `error`): the file is cut back to its last
+  // complete element and closed well-formed; nothing more is written.
+  void lose_xml_locked(int error);
+  std::string xml_tail() const;
   void write_junit_locked();
   void write_report_locked();
   void begin_nest_locked(const std::string& message, const LogAttributes& attributes, bool is_subtest);
@@ -164,6 +179,10 @@ class Logger {
 
   mutable std::mutex mutex_;
   FILE* file_ = nullptr;
+  std::string path_;          // of the XML log
+  long good_end_ = 0;         // where the last complete element ends
+  std::string good_tail_;     // the closing tags written there
+  std::string write_error_;   // why the XML log lost lines, if it did
   pid_t owner_ = ::getpid();  // the process whose log and report these are
   std::unique_ptr<tinyxml2::XMLPrinter> xml_;
   std::vector<OpenNest> nests_;

@@ -375,6 +375,10 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
         for line in rootlog.timing_profile():
             rootlog.info(line)
         rootlog.close()
+        if rootlog.write_error:
+            # Lines were lost (a full disk): whatever the script did, the run did not pass.
+            sys.stderr.write(f"nixos-test-driver: error: {rootlog.write_error}; the run fails\n")
+            status = status or 1
         if left:
             sys.stdout.flush()
             sys.stderr.flush()

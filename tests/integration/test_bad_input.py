@@ -312,3 +312,38 @@ assert "VM status: running" in short, repr(short[-300:])
     log = parse_log(bed)
     assert any("(1000010 bytes, through QMP)" in (h.text or "") for h in log.iter("head"))
     assert not leftovers(bed)
+
+
+# --- a full disk ----------------------------------------------------------------
+
+def test_logfile_on_a_full_disk_fails_the_run_and_stays_well_formed(bed):
+    # Issue 16: a real guest floods its serial console into $LOGFILE on a
+    # filesystem that fills up (a 512 KB tmpfs). The run must fail naming the
+    # file and the reason, and the log must still parse, up to its last
+    # complete element.
+    import xml.etree.ElementTree as ET
+    full = bed.root / "full"
+    full.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(full)], check=True)
+    try:
+        log = full / "log.xml"
+        script = bed.script("mini", "machine")
+        t0 = time.monotonic()
+        r = bed.run_driver(
+            """
+machine.succeed("seq -f 'flood line %g of the serial console' 1 50000 > /dev/ttyS0")
+machine.succeed("echo still-answering")
+""",
+            args=["--start-scripts", script, "--"], env=bed.env(LOGFILE=str(log)), timeout=300)
+        took = time.monotonic() - t0
+        assert r.returncode == 1, r.stderr[-3000:]
+        assert f"cannot write the log file {log}: No space left on device" in r.stderr, r.stderr[-3000:]
+        assert r.stderr.rstrip().endswith(
+            f"nixos-test-driver: error: cannot write the log file {log}: No space left on device; the run fails")
+        assert "test script finished" in r.stderr  # the script itself went on, and the run still failed
+        root = ET.parse(log).getroot()  # well-formed, however full the disk was
+        assert root.tag == "logfile" and len(root.findall(".//line")) > 100
+        assert log.stat().st_size <= 512 * 1024
+        assert took < 240
+    finally:
+        subprocess.run(["umount", str(full)], check=True)
