@@ -132,14 +132,15 @@ class Debug(DebugAbstract):
             pattern = str(random.randrange(999999, 9999999))
             ends = self._wait_ends()
             left = self.timeout if self.deadline is None else self.deadline - time.monotonic()
-            rootlog.error(f"{reason}, run 'sudo {self.attach} {pattern}'")
-            rootlog.error(f"a Python debugger (pdb) waits on {address}:{port} for at most {max(left, 0):.0f} seconds "
-                          f"(the global timeout): e.g. nc {address} {port}; `continue` goes on")
             # Upstream's marker: its attach tool finds the process `sleep PATTERN`
             # and enters its namespaces (the build's sandbox). It reads $bashInteractive there.
             marker = subprocess.Popen(["sleep", pattern], stdin=subprocess.DEVNULL,
                                       env={**os.environ, "bashInteractive": shutil.which("bash") or "bash"})
             try:
+                # Said once the listener and the marker are there.
+                rootlog.error(f"{reason}, run 'sudo {self.attach} {pattern}'")
+                rootlog.error(f"a Python debugger (pdb) waits on {address}:{port} for at most {max(left, 0):.0f} "
+                              f"seconds (the global timeout): e.g. nc {address} {port}; `continue` goes on")
                 while True:
                     if time.monotonic() >= ends:
                         raise TimeoutError(f"nobody attached to the debugger on {address}:{port} in time")
