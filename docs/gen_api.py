@@ -25,6 +25,7 @@ MODULES = [
     "test_driver.machine",
     "test_driver.logger",
     "test_driver.polling_condition",
+    "test_driver.debug",
     "test_driver.vlan",
     "test_driver.errors",
     "test_driver",

@@ -110,7 +110,7 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
     `options` holds the flags by their long names (keep_vm_state,
     interactive, start_scripts, vlans, output_directory, global_timeout,
     config, junit_xml, html_report, keep_going, log_level, boot_cache,
-    generate_driver_symbols, testscript), None for those not given: those
+    debug_hook_attach, generate_driver_symbols, testscript), None for those not given: those
     come from the -c/--config file, else the environment ($startScripts,
     $vlans, $globalTimeout, $logLevel, $testScript), else the defaults.
 
@@ -290,12 +290,23 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
         def on_alarm(signum: int, frame: object) -> None:
             raise GlobalTimeout(timeout_message)
 
+        # --debug-hook-attach: a debugger at debug.breakpoint() and on a
+        # failure, until the global timeout (when it is on: not with -I).
+        from test_driver.debug import Debug, DebugAbstract, DebugNop
+
+        debug: DebugAbstract = DebugNop()
+        attach = options.get("debug_hook_attach")
+        if attach is not None:
+            debug = Debug(attach, timeout=global_timeout,
+                          deadline=None if options["interactive"] else started + global_timeout)
+
         driver = None
         try:
             if not options["interactive"]:
                 _signal.signal(_signal.SIGALRM, on_alarm)
                 _signal.setitimer(_signal.ITIMER_REAL, global_timeout)
-            driver = Driver(start_scripts, vlan_numbers, tests, os.path.abspath(out_dir), options["keep_vm_state"])
+            driver = Driver(start_scripts, vlan_numbers, tests, os.path.abspath(out_dir), options["keep_vm_state"],
+                            debug=debug)
             driver._script_path = testscript
             if options["interactive"]:
                 run_repl(driver.test_symbols())

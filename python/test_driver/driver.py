@@ -7,6 +7,8 @@ import os
 from test_driver import _core
 from test_driver._core import get_tmp_dir
 from test_driver.assertions import t
+from test_driver.debug import DebugAbstract, DebugNop
+from test_driver.errors import Error
 from test_driver.logger import Subtest, rootlog
 from test_driver.machine import BaseMachine, Machine, NixStartScript, NspawnMachine, QemuMachine, retry
 from test_driver.polling_condition import PollingCondition
@@ -19,7 +21,18 @@ if TYPE_CHECKING:
     from datetime import timedelta
     from typing import Any, Callable, Literal, overload
 
-__all__ = ["DebugNop", "Driver", "GlobalTimeout", "PollingConditionScope", "get_tmp_dir"]
+__all__ = ["DebugNop", "Driver", "GlobalTimeout", "PollingConditionScope", "get_tmp_dir", "pythonize_name"]
+
+
+def pythonize_name(name: str) -> str:
+    """The test script's symbol for the machine `name`, as upstream: a
+    character that cannot be in a Python identifier is `_`, and so is a first
+    one that cannot start it (`a-b` is `a_b`; machine.name stays `a-b`)."""
+    # Upstream's re.sub(r"^[^A-Za-z_]|[^A-Za-z0-9_]", "_", name), without importing re.
+    chars = [c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in name]
+    if chars and name[0].isdigit():
+        chars[0] = "_"
+    return "".join(chars)
 
 
 class GlobalTimeout(BaseException):
@@ -60,15 +73,6 @@ class PollingConditionScope:
             retry(holds, timeout_seconds=timeout)
 
 
-class DebugNop:
-    """The test script's `debug`: upstream's debug hook (--debug-hook-attach,
-    a remote pdb on a failure) is not built into this driver, so, as upstream
-    without the hook, its breakpoint() does nothing."""
-
-    def breakpoint(self, host: str = "127.0.0.1", port: int = 4444) -> None:
-        """Upstream: stop and serve a debugger on host:port. Here: nothing (no debug hook)."""
-
-
 class Driver(_core.Driver):
     """A handle to the driver that sets up the environment and runs the tests."""
 
@@ -77,7 +81,8 @@ class Driver(_core.Driver):
     _script_path = "<test script>"
 
     def __init__(self, start_scripts: list[str] | None, vlans: list[int] | None, tests: str,
-                 out_dir: str | os.PathLike[str], keep_vm_state: bool = False) -> None:
+                 out_dir: str | os.PathLike[str], keep_vm_state: bool = False,
+                 debug: DebugAbstract | None = None) -> None:
         super().__init__(start_scripts, vlans, tests, out_dir, keep_vm_state)
         # Plain lists, as upstream's: a machine a script appends is started,
         # joined, synced and cleaned up like the others.
@@ -85,7 +90,19 @@ class Driver(_core.Driver):
         self.machines_nspawn: list[NspawnMachine] = list(self.core_containers)
         # create_machine()'s, cleaned up at the end too.
         self._created: list[BaseMachine] = []
-        self.debug = DebugNop()
+        # The script's `debug` (upstream's): test_driver.debug.Debug with
+        # --debug-hook-attach, which also serves a debugger when the script fails.
+        self.debug: DebugAbstract = debug if debug is not None else DebugNop()
+        # A name is any name (as upstream); two that give the script one
+        # symbol (a-b, a_b) are an error here, where upstream shadows one.
+        given: dict[str, str] = {}
+        for machine in self.machines:
+            symbol = pythonize_name(machine.name)
+            other = given.setdefault(symbol, machine.name)
+            if other != machine.name:
+                self.cleanup()
+                raise Error(f"the machine names '{other}' and '{machine.name}' are both the test script's "
+                            f"symbol {symbol}: rename one")
 
     @property
     def machines(self) -> list[BaseMachine]:
@@ -165,7 +182,7 @@ class Driver(_core.Driver):
         general = ", ".join(symbols)
         machines = symbols["machines"]
         for machine in machines:
-            symbols[machine.name] = machine
+            symbols[pythonize_name(machine.name)] = machine
         if len(machines) == 1:
             symbols["machine"] = machines[0]
         vlans = symbols["vlans"]
@@ -185,6 +202,8 @@ class Driver(_core.Driver):
                 exec(code, symbols)
             except BaseException as error:
                 rootlog.record_failure(error)
+                if isinstance(error, Exception):
+                    self.debug.post_mortem(error, self._script_path)
                 raise
 
     def run_tests(self) -> None:

@@ -88,6 +88,12 @@ int main(int argc, char** argv) {
                                         "a directory of snapshots taken right after each machine's backdoor "
                                         "connected: a machine whose boot is there is restored instead of booted, "
                                         "one that is not is booted and saved (default: $TEST_DRIVER_BOOT_CACHE)");
+  std::string debug_hook_attach;
+  auto* debug_opt = app.add_option("--debug-hook-attach", debug_hook_attach,
+                                   "Enable interactive debugging breakpoints for sandboxed runs: at debug.breakpoint() "
+                                   "and when the test script fails, print 'sudo ATTACH PATTERN' (ATTACH is this "
+                                   "value, printed, never run) and serve a Python debugger (pdb) on 127.0.0.1:4444 "
+                                   "until one attaches or the global timeout ends the run");
   bool generate_symbols = false;
   app.add_flag("--generate-driver-symbols", generate_symbols,
                "write the names a test script sees, comma-separated, to ./driver-symbols (for pyflakes) and exit");
@@ -120,6 +126,7 @@ int main(int argc, char** argv) {
     options["keep_going"] = given(keep_going_opt, keep_going);
     options["log_level"] = given(level_opt, log_level);
     options["boot_cache"] = given(boot_cache_opt, boot_cache);
+    options["debug_hook_attach"] = given(debug_opt, debug_hook_attach);
     options["generate_driver_symbols"] = generate_symbols;
     options["testscript"] = given(script_opt, testscript);
     py::object run_cli = py::module_::import("test_driver").attr("run_cli");

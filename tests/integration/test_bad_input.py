@@ -90,11 +90,20 @@ def test_relative_start_script_path(bed):
     assert r.returncode == 0, r.stderr
 
 
-def test_machine_name_not_an_identifier(bed):
+def test_machine_name_with_a_dash(bed):
+    # As upstream (node-name.nix): the machine my-machine is the script's my_machine.
     script = write_script(bed, "my-machine", "#!/bin/sh\nexit 0\n")
-    r = run(bed, "pass\n", args=["--start-scripts", script, "--"])
+    r = run(bed, "assert my_machine.name == 'my-machine' and machine is my_machine\n",
+            args=["--start-scripts", script, "--"])
+    assert r.returncode == 0, r.stderr
+
+
+def test_machine_names_that_clash(bed):
+    a = write_script(bed, "a-b", "#!/bin/sh\nexit 0\n", subdir="a")
+    b = write_script(bed, "a_b", "#!/bin/sh\nexit 0\n", subdir="b")
+    r = run(bed, "pass\n", args=["--start-scripts", a, b, "--"])
     assert r.returncode == 1
-    assert "the machine name 'my-machine'" in r.stderr and "not a Python identifier" in r.stderr
+    assert "the machine names 'a-b' and 'a_b' are both the test script's symbol a_b: rename one" in r.stderr
 
 
 def test_duplicate_machine_names(bed):

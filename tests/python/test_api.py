@@ -149,7 +149,8 @@ def test_driver_symbols_match_reference(tmp_path, monkeypatch, capsys):
     c = symbols["NspawnMachine"](out_dir=tmp_path, tmp_dir=tmp_path, start_script=str(tmp_path / "run-box-nspawn"))
     assert c.name == "box" and not c.booted and repr(c) == "<NspawnMachine 'box'>"
     assert c.root_dir == tmp_path / "nspawn-state-box" / "root" and c.pid is None and c.init_pid is None
-    symbols["debug"].breakpoint()  # no debug hook: does nothing, as upstream's DebugNop
+    symbols["debug"].breakpoint()  # no --debug-hook-attach: does nothing, as upstream's DebugNop
+    assert type(symbols["debug"]).__name__ == "DebugNop"
     symbols["dump_machine_ssh"]()  # no SSH backdoor: a warning, as upstream prints nothing
     with pytest.raises(errors.RequestedAssertionFailed, match="1 != 2"):
         symbols["t"].assertEqual(1, 2)
@@ -157,10 +158,35 @@ def test_driver_symbols_match_reference(tmp_path, monkeypatch, capsys):
     assert "additionally exposed symbols" in capsys.readouterr().out
 
 
-def test_driver_rejects_bad_machine_names(tmp_path, monkeypatch):
+def fake_start_script(directory, name):
+    """A start script run-<name>-vm that is never started."""
+    path = directory / f"run-{name}-vm"
+    path.write_text("#!/bin/sh\nexit 1\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_machine_names_as_upstreams_node_name_test(tmp_path, monkeypatch, capsys):
+    # nixos/tests/nixos-test-driver/node-name.nix: nodes ok, one_two and a-b;
+    # the script says ok, one_two and a_b (upstream's pythonize_name).
     monkeypatch.setenv("TMPDIR", str(tmp_path))
-    with pytest.raises(errors.Error, match="is not a Python identifier"):
-        driver_mod.Driver([str(tmp_path / "run-my-vm-vm")], [], "", tmp_path)
+    scripts = [fake_start_script(tmp_path, name) for name in ("ok", "one_two", "a-b")]
+    with driver_mod.Driver(scripts, [], "", tmp_path) as d:
+        symbols = d.test_symbols()
+        assert [m.name for m in d.machines] == ["a-b", "ok", "one_two"]
+        assert symbols["a_b"].name == "a-b" and symbols["ok"].name == "ok" and symbols["one_two"].name == "one_two"
+        assert "a-b" not in symbols and "machine" not in symbols
+    assert "additionally exposed symbols:\n    a-b, ok, one_two," in capsys.readouterr().out
+    assert [driver_mod.pythonize_name(n) for n in ("a-b", "1st", "x.y", "caf\u00e9", "_9")] == \
+        ["a_b", "_st", "x_y", "caf_", "_9"]
+
+
+def test_driver_rejects_machine_names_that_clash(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    (tmp_path / "b").mkdir()
+    clash = [fake_start_script(tmp_path, "a-b"), fake_start_script(tmp_path / "b", "a_b")]
+    with pytest.raises(errors.Error, match="the machine names 'a-b' and 'a_b' are both the test script's symbol a_b"):
+        driver_mod.Driver(clash, [], "", tmp_path)
     with pytest.raises(errors.Error, match="must be unique"):
         driver_mod.Driver(["/a/run-x-vm", "/b/run-x-vm"], [], "", tmp_path)
 
