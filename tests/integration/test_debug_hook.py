@@ -145,7 +145,11 @@ def test_a_failing_script_serves_a_debugger_at_its_failing_line(bed):
         pattern = m.group(1)
         d.wait_for_line(r"a Python debugger \(pdb\) waits on 127\.0\.0\.1:4444 .*nc 127\.0\.0\.1 4444")
         # Upstream's marker for its attach tool: `sleep PATTERN`, a child of the driver.
+        deadline = time.monotonic() + 10  # (/proc can be slow to show it on a loaded machine)
         found = markers(pattern)
+        while len(found) != 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+            found = markers(pattern)
         assert len(found) == 1, f"no process `sleep {pattern}` (or more than one: {found}); the driver said:\n{d.stderr}"
         [marker] = found
         assert int(open(f"/proc/{marker}/stat").read().rsplit(")", 1)[1].split()[1]) == d.proc.pid
