@@ -211,8 +211,17 @@ def test_not_root_is_a_clear_error_at_start(host_state):
         from conftest import start_script
         script = start_script("container", "c1", scripts)
         (scripts / "t.py").write_text("c1.start()\n")
-        env = dict(os.environ, TMPDIR=top)
-        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", os.environ["TD_DRIVER_EXE"],
+        # The build tree may be where uid 65534 cannot go (a clone under /root):
+        # the driver and its package, copied where it can.
+        import shutil
+        import test_driver
+        exe = scripts / "nixos-test-driver"
+        shutil.copy2(os.environ["TD_DRIVER_EXE"], exe)
+        shutil.copytree(Path(test_driver.__file__).parent, scripts / "py" / "test_driver")
+        for path in [scripts / "py", *(scripts / "py").rglob("*")]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
+        env = dict(os.environ, TMPDIR=top, PYTHONPATH=str(scripts / "py"))
+        r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(exe),
                             "-o", top, "--start-scripts", script, "--", str(scripts / "t.py")],
                            env=env, cwd=top, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
     assert r.returncode != 0
