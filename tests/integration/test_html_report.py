@@ -236,8 +236,11 @@ def test_config_file_asks_for_the_report(bed):
     assert check_html(bed.out / "from-config.html")["outcome"] == "failed"
 
 
-def test_a_hundred_thousand_serial_lines_load_quickly(bed):
-    """The figures go to report-figures.json in the output directory (and are printed)."""
+def test_a_hundred_thousand_serial_lines_load_and_search(bed):
+    """The page of a 100 000-line run loads, shows only the rows in view and
+    finds the last line. Its figures (size, load and search times) go to
+    report-figures.json in the output directory and are printed: measured,
+    never asserted (speed belongs to bench/)."""
     script = bed.script("mini", "machine")
     r = bed.run_driver(
         """
@@ -275,4 +278,3 @@ with subtest("a screenshot"):
         assert b.eval("document.querySelectorAll('.srow').length") < 200
     print("report of 100 000 serial lines:", figures)
     (bed.out / "report-figures.json").write_text(json.dumps(figures))
-    assert min(loads) < 3, figures
