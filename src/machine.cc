@@ -38,14 +38,6 @@ constexpr size_t kMonitorLineLimit = 4095;
 // How many of QEMU's last output lines an error shows.
 constexpr size_t kRecentLines = 20;
 
-void make_private_dir(const std::filesystem::path& path, const std::string& what) {
-  std::error_code ec;
-  std::filesystem::create_directories(path, ec);
-  if (ec || !std::filesystem::is_directory(path))
-    throw Error(fmt::format("cannot create the {} {}: {}", what, path.string(), ec ? ec.message() : "not a directory"));
-  ::chmod(path.c_str(), 0700);
-}
-
 
 void check_socket_path(const std::filesystem::path& path) {
   constexpr size_t limit = sizeof(sockaddr_un::sun_path) - 1;

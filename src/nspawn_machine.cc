@@ -52,14 +52,6 @@ const std::vector<std::string> kBackdoorShell = {
 constexpr const char* kShellPath =
     "PATH=/run/wrappers/bin:/run/current-system/sw/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-void make_private_dir(const std::filesystem::path& path, const std::string& what) {
-  std::error_code ec;
-  std::filesystem::create_directories(path, ec);
-  if (ec || !std::filesystem::is_directory(path))
-    throw Error(fmt::format("cannot create the {} {}: {}", what, path.string(), ec ? ec.message() : "not a directory"));
-  ::chmod(path.c_str(), 0700);
-}
-
 // The program's path in $PATH, or "" when it is not there.
 std::string find_program(const std::string& name) {
   const char* path = std::getenv("PATH");

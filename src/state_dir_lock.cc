@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -59,6 +60,14 @@ std::shared_ptr<void> lock_state_dir(const std::filesystem::path& dir) {
   });
   held[key] = handle;
   return handle;
+}
+
+void make_private_dir(const std::filesystem::path& path, const std::string& what) {
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec || !std::filesystem::is_directory(path))
+    throw Error(fmt::format("cannot create the {} {}: {}", what, path.string(), ec ? ec.message() : "not a directory"));
+  ::chmod(path.c_str(), 0700);
 }
 
 }  // namespace td

@@ -2,11 +2,12 @@
 // on a file in it that holds the driver's pid, so that two drivers with the
 // same TMPDIR and machine name never delete each other's sockets or talk to
 // each other's QEMU. The directory's contents are wiped around the file,
-// never the file itself.
+// never the file itself. Also how a machine makes its private directories.
 #pragma once
 
 #include <filesystem>
 #include <memory>
+#include <string>
 
 namespace td {
 
@@ -18,5 +19,9 @@ inline constexpr const char* kStateDirLockFile = ".driver-lock";
 // td::Error naming the directory and the other driver's pid when another
 // process holds it.
 std::shared_ptr<void> lock_state_dir(const std::filesystem::path& dir);
+
+// Creates `path` (and its parents) with mode 0700; throws td::Error naming
+// `what` ("VM state directory") and the reason when it cannot.
+void make_private_dir(const std::filesystem::path& path, const std::string& what);
 
 }  // namespace td
