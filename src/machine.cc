@@ -492,15 +492,7 @@ void Machine::discard_qemu() {
 }
 
 void Machine::cleanup_statedir() {
-  // Everything but the lock file, which this machine holds.
-  std::error_code ec;
-  for (auto it = std::filesystem::directory_iterator(state_dir(), ec); !ec && it != std::filesystem::directory_iterator();
-       it.increment(ec)) {
-    if (it->path().filename() == kStateDirLockFile) continue;
-    std::filesystem::remove_all(it->path(), ec);
-    if (ec) break;
-  }
-  if (ec) throw Error(fmt::format("cannot delete the VM state directory {}: {}", state_dir().string(), ec.message()));
+  wipe_state_dir(state_dir(), "VM state directory");
   rootlog().log(fmt::format("deleting VM state directory {}", state_dir().string()));
   rootlog().log("if you want to keep the VM state, pass --keep-vm-state");
 }

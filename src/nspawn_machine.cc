@@ -113,16 +113,7 @@ NspawnMachine::NspawnMachine(Options options) : BaseMachine(setup_of(options)), 
   bool existed = std::filesystem::exists(state_dir(), ec);
   make_private_dir(state_dir(), "container state directory");
   state_lock_ = lock_state_dir(state_dir());
-  if (!options_.keep_machine_state && existed) {
-    for (auto it = std::filesystem::directory_iterator(state_dir(), ec);
-         !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
-      if (it->path().filename() == kStateDirLockFile) continue;
-      std::filesystem::remove_all(it->path(), ec);
-      if (ec) break;
-    }
-    if (ec)
-      throw Error(fmt::format("cannot delete the container state directory {}: {}", state_dir().string(), ec.message()));
-  }
+  if (!options_.keep_machine_state && existed) wipe_state_dir(state_dir(), "container state directory");
   if (const char* t = std::getenv("TEST_DRIVER_CONNECT_TIMEOUT")) connect_timeout_ = std::max(0.0, std::atof(t));
 }
 

@@ -70,4 +70,15 @@ void make_private_dir(const std::filesystem::path& path, const std::string& what
   ::chmod(path.c_str(), 0700);
 }
 
+void wipe_state_dir(const std::filesystem::path& dir, const std::string& what) {
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(dir, ec); !ec && it != std::filesystem::directory_iterator();
+       it.increment(ec)) {
+    if (it->path().filename() == kStateDirLockFile) continue;
+    std::filesystem::remove_all(it->path(), ec);
+    if (ec) break;
+  }
+  if (ec) throw Error(fmt::format("cannot delete the {} {}: {}", what, dir.string(), ec.message()));
+}
+
 }  // namespace td

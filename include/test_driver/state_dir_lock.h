@@ -20,6 +20,10 @@ inline constexpr const char* kStateDirLockFile = ".driver-lock";
 // process holds it.
 std::shared_ptr<void> lock_state_dir(const std::filesystem::path& dir);
 
+// Deletes everything in the locked state directory `dir` but the lock file;
+// throws td::Error naming `what` ("VM state directory") and the reason.
+void wipe_state_dir(const std::filesystem::path& dir, const std::string& what);
+
 // Creates `path` (and its parents) with mode 0700; throws td::Error naming
 // `what` ("VM state directory") and the reason when it cannot.
 void make_private_dir(const std::filesystem::path& path, const std::string& what);
