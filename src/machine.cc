@@ -104,11 +104,16 @@ Machine::Machine(Options options) : BaseMachine(setup_of(options)), options_(std
   monitor_path_ = state_dir() / "monitor";
   shell_path_ = state_dir() / "shell";
   qmp_path_ = state_dir() / "qmp";
+  // Before any directory is made: a TMPDIR too deep for Unix sockets is
+  // the run's set-up failing, not a machine failing to start.
+  check_socket_path(monitor_path_);
+  check_socket_path(shell_path_);
+  check_socket_path(qmp_path_);
   make_private_dir(shared_dir(), "shared directory");
   std::error_code ec;
   bool existed = std::filesystem::exists(state_dir(), ec);
   make_private_dir(state_dir(), "VM state directory");
-  state_lock_ = lock_state_dir(state_dir());
+  state_lock_ = lock_state_dir(state_dir(), "VM state directory");
   if (!options_.keep_vm_state && existed) cleanup_statedir();
   if (const char* t = std::getenv("TEST_DRIVER_CONNECT_TIMEOUT")) connect_timeout_ = std::max(0.0, std::atof(t));
   if (const char* c = std::getenv("TEST_DRIVER_BOOT_CACHE"); c && *c && options_.boot_cache.empty())
@@ -182,9 +187,6 @@ void Machine::start(std::optional<bool> allow_reboot) {
 
 void Machine::launch(const std::vector<std::string>& extra) {
   make_private_dir(state_dir(), "VM state directory");
-  check_socket_path(monitor_path_);
-  check_socket_path(shell_path_);
-  check_socket_path(qmp_path_);
   std::filesystem::remove(qmp_path_);
 
   Process::Options spawn;

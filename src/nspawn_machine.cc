@@ -112,7 +112,7 @@ NspawnMachine::NspawnMachine(Options options) : BaseMachine(setup_of(options)), 
   std::error_code ec;
   bool existed = std::filesystem::exists(state_dir(), ec);
   make_private_dir(state_dir(), "container state directory");
-  state_lock_ = lock_state_dir(state_dir());
+  state_lock_ = lock_state_dir(state_dir(), "container state directory");
   if (!options_.keep_machine_state && existed) wipe_state_dir(state_dir(), "container state directory");
   if (const char* t = std::getenv("TEST_DRIVER_CONNECT_TIMEOUT")) connect_timeout_ = std::max(0.0, std::atof(t));
 }

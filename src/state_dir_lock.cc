@@ -17,7 +17,7 @@ namespace td {
 
 namespace {
 
-int take_lock(const std::filesystem::path& dir) {
+int take_lock(const std::filesystem::path& dir, const std::string& what) {
   std::filesystem::path path = dir / kStateDirLockFile;
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) throw Error(fmt::format("cannot create the lock file {}: {}", path.string(), std::strerror(errno)));
@@ -29,9 +29,9 @@ int take_lock(const std::filesystem::path& dir) {
     std::string holder = n > 0 ? std::string(buffer, static_cast<size_t>(n)) : "";
     while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
     if (error == EWOULDBLOCK)
-      throw Error(fmt::format("the VM state directory {} is in use by another test driver (pid {}); run each driver "
-                              "with a TMPDIR of its own",
-                              dir.string(), holder.empty() ? "unknown" : holder));
+      throw Error(fmt::format("the {} {} is in use by another test driver (pid {}); run each driver with a TMPDIR "
+                              "of its own",
+                              what, dir.string(), holder.empty() ? "unknown" : holder));
     throw Error(fmt::format("cannot lock {}: {}", path.string(), std::strerror(error)));
   }
   std::string pid = fmt::format("{}\n", ::getpid());
@@ -45,7 +45,7 @@ int take_lock(const std::filesystem::path& dir) {
 
 }  // namespace
 
-std::shared_ptr<void> lock_state_dir(const std::filesystem::path& dir) {
+std::shared_ptr<void> lock_state_dir(const std::filesystem::path& dir, const std::string& what) {
   static std::mutex mutex;
   static std::map<std::string, std::weak_ptr<void>> held;
   std::lock_guard lock(mutex);
@@ -53,7 +53,7 @@ std::shared_ptr<void> lock_state_dir(const std::filesystem::path& dir) {
   std::string key = std::filesystem::canonical(dir, ec).string();
   if (ec) key = dir.string();
   if (auto existing = held[key].lock()) return existing;
-  int fd = take_lock(dir);
+  int fd = take_lock(dir, what);
   std::shared_ptr<int> handle(new int(fd), [](int* held_fd) {
     ::close(*held_fd);
     delete held_fd;

@@ -12,6 +12,7 @@
 
 #include "test_driver/errors.h"
 #include "test_driver/logger.h"
+#include "test_driver/state_dir_lock.h"
 
 namespace td {
 namespace {
@@ -38,6 +39,8 @@ std::string read_line_until(int fd, std::chrono::steady_clock::time_point deadli
 VLan::VLan(int nr, const std::filesystem::path& tmp_dir) : nr_(nr), socket_dir_(tmp_dir / fmt::format("vde{}.ctl", nr)) {
   ::setenv(fmt::format("QEMU_VDE_SOCKET_{}", nr).c_str(), socket_dir_.c_str(), 1);
   rootlog().info("start vlan");
+  make_private_dir(socket_dir_, "VLAN directory");
+  lock_ = lock_state_dir(socket_dir_, "VLAN directory");
 
   // vde_switch reads commands from a terminal; it gets a pty of its own.
   int slave = -1;
@@ -81,6 +84,11 @@ void VLan::stop() {
   pty_master_ = -1;
   process_->terminate(std::chrono::seconds(2));
   process_.reset();
+  // vde_switch leaves the directory to us: it holds the lock file.
+  std::error_code ec;
+  std::filesystem::remove(socket_dir_ / kStateDirLockFile, ec);
+  lock_.reset();
+  std::filesystem::remove(socket_dir_, ec);
 }
 
 }  // namespace td

@@ -100,12 +100,17 @@ def _script_threads() -> list[Any]:
     return [t for t in threading.enumerate() if t is not main and not t.daemon and t.is_alive()]
 
 
+class _SetUpFailed(Exception):
+    """The Driver could not be made (machines, VLANs, state directories)."""
+
+
 def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None]) -> int:
     """The nixos-test-driver executable once its command line is parsed
     (src/cli/main.cc): check the options, run the test script (or
     `run_repl(symbols)` with -I) and clean up. Returns the exit status: 2 for
-    a usage error, 1 when the script failed or timed out, 130 when it was
-    interrupted, a SystemExit's code.
+    a usage error or a set-up that failed before the script ran, 1 when the
+    script failed or timed out, 130 when it was interrupted, a SystemExit's
+    code.
 
     `options` holds the flags by their long names (keep_vm_state,
     interactive, start_scripts, vlans, output_directory, global_timeout,
@@ -305,8 +310,11 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
             if not options["interactive"]:
                 _signal.signal(_signal.SIGALRM, on_alarm)
                 _signal.setitimer(_signal.ITIMER_REAL, global_timeout)
-            driver = Driver(start_scripts, vlan_numbers, tests, os.path.abspath(out_dir), options["keep_vm_state"],
-                            debug=debug)
+            try:
+                driver = Driver(start_scripts, vlan_numbers, tests, os.path.abspath(out_dir),
+                                options["keep_vm_state"], debug=debug)
+            except Error as e:
+                raise _SetUpFailed(str(e)) from None
             driver._script_path = testscript
             if options["interactive"]:
                 run_repl(driver.test_symbols())
@@ -326,6 +334,12 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
                 rootlog.error("interrupted: cleaning up")
                 rootlog.set_outcome("interrupted", "interrupted (Ctrl-C, SIGTERM or SIGHUP)")
                 status = 130
+            elif isinstance(error, _SetUpFailed):
+                # The machines or VLANs could not be made from the start
+                # scripts and TMPDIR: bad input, found before the script ran.
+                rootlog.error(f"cannot set up the test: {error}")
+                rootlog.set_outcome("failed", f"cannot set up the test: {error}")
+                status = 2
             elif isinstance(error, SystemExit):
                 code = error.code
                 status = 0 if code is None else int(code) if isinstance(code, int) else 1

@@ -7,7 +7,9 @@ process the driver started is left, and that the XML log parses.
 Set TD_FAULT_REPORT=FILE to get one line per case (case | error | time | leftovers)."""
 import os
 import signal
+import subprocess
 import sys
+import xml.etree.ElementTree as ET
 import time
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fault"))
 from faultlib import (CATCH, Live, fake_env, fake_script, failed_at, fault_time, leftovers, parse_log,  # noqa: E402
                       pid_wrapper)
+from conftest import driver_exe  # noqa: E402
 
 
 def report(case, error, took, left):
@@ -351,7 +354,7 @@ def test_second_driver_on_the_same_state_directory_fails_at_once(bed):
                            env=bed.env(LOGFILE=str(second_dir / "log.xml")), timeout=60)
         took = time.monotonic() - t0
         state = bed.tmp / "vm-state-machine"
-        assert r.returncode == 1, r.stderr
+        assert r.returncode == 2, r.stderr
         assert f"the VM state directory {state} is in use by another test driver (pid {first.proc.pid})" in r.stderr
         assert took < 5, f"the second driver took {took:.1f} s to fail"
         assert not marker.exists(), "the second driver ran its start script"
@@ -369,6 +372,52 @@ def test_second_driver_on_the_same_state_directory_fails_at_once(bed):
     ET.parse(second_dir / "log.xml")
     report("second driver, same TMPDIR and machine name", r.stderr.strip().splitlines()[-1][:160],
            f"{took:.2f} s to fail", "none")
+
+
+def test_second_driver_on_the_same_vlan_fails_at_once(bed):
+    # Two runs, one TMPDIR, one VLAN number: the second must not take the
+    # first's vde_switch (its own switch cannot bind the socket, and its
+    # guests would be plugged into the first run's LAN).
+    first = Live(bed, "import os, time\nopen('phase', 'w').close()\n"
+                      "while not os.path.exists('go-on'):\n    time.sleep(0.05)\n",
+                 args=["--vlans", "1", "--"], env=bed.env(LOGFILE=str(bed.root / "log.xml")))
+    try:
+        first.wait_for(lambda: (bed.root / "phase").exists(), timeout=30, what="the first run's start")
+        ctl = bed.tmp / "vde1.ctl"
+        switch = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p)[:1] == ["vde_switch"]
+                  and str(ctl) in _cmdline(p)]
+        assert len(switch) == 1, switch
+        second = bed.root / "second"
+        second.mkdir()
+        t0 = time.monotonic()
+        (second / "test.py").write_text("open('script-ran', 'w').close()\n")
+        r = subprocess.run([driver_exe(), "--vlans", "1", "--", str(second / "test.py")], cwd=second,
+                           env=bed.env(LOGFILE=str(second / "log.xml")), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, timeout=60)
+        took = time.monotonic() - t0
+        assert r.returncode == 2, r.stderr
+        assert (f"cannot set up the test: the VLAN directory {ctl} is in use by another test driver "
+                f"(pid {first.proc.pid})") in r.stderr
+        assert took < 10, f"the second driver took {took:.1f} s to fail"
+        assert not (second / "script-ran").exists()
+        assert (ctl / "ctl").exists(), "the second driver removed the first's control socket"
+        assert os.path.exists(f"/proc/{switch[0]}"), "the first run's vde_switch died"
+        ET.parse(second / "log.xml")
+        (bed.root / "go-on").touch()
+        assert first.finish(timeout=30) == 0, first.stderr()
+    finally:
+        if first.proc.poll() is None:
+            first.proc.kill()
+            first.proc.wait()
+    assert not ctl.exists(), "the VLAN directory was left behind"
+    parse_log(bed)
+
+
+def _cmdline(pid: str) -> list[str]:
+    try:
+        return [a.decode() for a in open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0") if a]
+    except OSError:
+        return []
 
 
 @pytest.mark.parametrize("how", ["falls off the end", "sys.exit", "raises"])
