@@ -9,6 +9,7 @@
 #include "test_driver/base64.h"
 #include "test_driver/errors.h"
 #include "test_driver/base_machine.h"
+#include "test_driver/host_files.h"
 #include "test_driver/retry.h"
 #include "test_driver/shell_words.h"
 
@@ -34,14 +35,6 @@ class SharedTempDir {
  private:
   std::filesystem::path host_;
 };
-
-void copy_tree(const std::filesystem::path& from, const std::filesystem::path& to) {
-  std::error_code ec;
-  auto options = std::filesystem::copy_options::recursive | std::filesystem::copy_options::overwrite_existing |
-                 std::filesystem::copy_options::copy_symlinks;
-  std::filesystem::copy(from, to, options, ec);
-  if (ec) throw Error(fmt::format("cannot copy {} to {}: {}", from.string(), to.string(), ec.message()));
-}
 
 }  // namespace
 
@@ -77,7 +70,7 @@ void BaseMachine::copy_from_host(const std::filesystem::path& source, const std:
   std::string name = std::filesystem::path(source).filename().string();
   std::string guest_intermediate = shared.guest() + "/" + name;
   succeed({shell_join({"mkdir", "-p", shared.guest()})});
-  copy_tree(source, shared.host() / name);
+  copy_host_tree(source, shared.host() / name);
   succeed({shell_join({"mkdir", "-p", std::filesystem::path(target).parent_path().string()})});
   succeed({shell_join({"cp", "-r", guest_intermediate, target})});
 }
@@ -91,7 +84,7 @@ void BaseMachine::copy_from_vm(const std::string& source, const std::string& tar
   std::error_code ec;
   std::filesystem::create_directories(target.parent_path(), ec);
   if (ec) throw Error(fmt::format("cannot create {}: {}", target.parent_path().string(), ec.message()));
-  copy_tree(shared.host() / name, target);
+  copy_host_tree(shared.host() / name, target);
 }
 
 }  // namespace td

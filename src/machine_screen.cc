@@ -10,6 +10,7 @@
 #include <regex>
 
 #include "test_driver/errors.h"
+#include "test_driver/host_files.h"
 #include "test_driver/machine.h"
 #include "test_driver/process.h"
 #include "test_driver/retry.h"
@@ -69,24 +70,20 @@ void Machine::screenshot(const std::string& filename) {
   screendump(ppm);
   if (!std::filesystem::exists(ppm)) throw Error(fmt::format("machine '{}': QEMU wrote no screenshot", name()));
 
-  int out = ::open(target.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (out < 0) throw Error(fmt::format("cannot write the screenshot {}: {}", target.string(), std::strerror(errno)));
+  // The PNG comes back through a pipe and is written here, so that a full
+  // output directory is named as such (pnmtopng says only "Write Error").
   Process::Options convert;
   convert.argv = {"pnmtopng", ppm.string()};
-  convert.capture_stdout = false;
-  convert.stdout_fd = out;
   convert.capture_stderr_apart = true;
-  Process::Result result;
-  try {
-    result = Process::run(convert, kToolTimeout);
-  } catch (...) {
-    ::close(out);
-    throw;
-  }
-  ::close(out);
+  Process::Result result = Process::run(convert, kToolTimeout);
   std::filesystem::remove(ppm);
   if (!result.exited_normally())
     throw Error(fmt::format("Cannot convert screenshot: pnmtopng failed ({}): {}", result.exit_code(), result.error));
+  try {
+    write_host_file(target, result.output);
+  } catch (const Error& e) {
+    throw Error(fmt::format("cannot save the screenshot: {}", e.what()));
+  }
   auto size = png_size(target);
   if (!size || size->first == 0 || size->second == 0)
     throw Error(fmt::format("Cannot convert screenshot: {} is not a valid PNG", target.string()));

@@ -9,6 +9,7 @@ Not testable here: a read-only output directory (the tests run as root,
 who may write anywhere, and no read-only bind mount is available); the
 driver checks it with access(W_OK) and tests/integration/test_cli.py covers
 it when not root."""
+import errno
 import os
 import subprocess
 import sys
@@ -371,3 +372,48 @@ machine.succeed("echo still-answering")
         assert took < 240
     finally:
         subprocess.run(["umount", str(full)], check=True)
+
+
+def test_a_full_output_directory_is_named_as_such(bed):
+    # Issue 16: copy_from_vm and screenshot into a full output directory (a
+    # 256 KB tmpfs) said "Input/output error" (libstdc++'s copy) and
+    # "fatal libpng error: Write Error" (pnmtopng). Each now names the file
+    # and "No space left on device", leaves no truncated file that looks
+    # like a whole one, and the machine goes on answering.
+    out = bed.root / "full-out"
+    out.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(out)], check=True)
+    try:
+        # Full to the last block: neither a copy nor a screenshot fits.
+        with open(out / "filler", "wb", buffering=0) as f:
+            try:
+                while True:
+                    f.write(b"x" * 4096)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+        script = bed.script("mini", "machine")
+        r = run(bed, """
+machine.succeed("head -c 1000000 /dev/urandom > /tmp/big")
+for what, call in [("copy", lambda: machine.copy_from_vm("/tmp/big")),
+                   ("screenshot", lambda: machine.screenshot("shot"))]:
+    try:
+        call()
+        print(what, "SUCCEEDED")
+    except Exception as e:
+        print(what, "FAILED:", e)
+assert machine.succeed("echo still-answering") == "still-answering\\n"
+""", args=["--start-scripts", script, "-o", str(out), "--"], env=bed.env(LOGFILE=str(bed.root / "log.xml")),
+                timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        lines = r.stdout.splitlines()
+        copy = next(l for l in lines if l.startswith("copy "))
+        assert copy.startswith("copy FAILED: cannot copy ") and copy.endswith(
+            f" to {out}/big: No space left on device"), copy
+        shot = next(l for l in lines if l.startswith("screenshot "))
+        assert shot == f"screenshot FAILED: cannot save the screenshot: cannot write {out}/shot.png: " \
+                       "No space left on device", shot
+        assert sorted(p.name for p in out.iterdir()) == ["filler"], "a truncated copy or screenshot was left"
+        parse_log(bed)
+        assert not leftovers(bed)
+    finally:
+        subprocess.run(["umount", str(out)], check=True)
