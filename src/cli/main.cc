@@ -109,7 +109,16 @@ int main(int argc, char** argv) {
   PyPreConfig_InitPythonConfig(&preconfig);
   preconfig.utf8_mode = 1;
   Py_PreInitialize(&preconfig);
-  py::scoped_interpreter interpreter;
+  // pybind11's default configuration, with the home set: left unset,
+  // Python derives it from the first python3 on PATH, and another Python
+  // there (pyenv's, a broken one) would lend us its standard library.
+  PyConfig config;
+  PyConfig_InitIsolatedConfig(&config);
+  config.isolated = 0;
+  config.use_environment = 1;
+  config.install_signal_handlers = 1;
+  PyConfig_SetBytesString(&config, &config.home, TD_PYTHON_HOME);
+  py::scoped_interpreter interpreter(&config);
 
   try {
     add_package_path();

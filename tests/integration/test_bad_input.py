@@ -195,6 +195,37 @@ def test_test_script_does_not_exist(bed):
     assert "cannot read the test script" in r.stderr and "nope.py" in r.stderr and "No such file" in r.stderr
 
 
+def test_test_script_is_a_directory(bed):
+    # Issue 16: `-- /tmp` exited 0 after "test script finished".
+    r = subprocess.run([driver_exe(), "--", str(bed.root)], env=bed.env(), stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines() == [
+        f"nixos-test-driver: error: cannot read the test script {bed.root}: Is a directory"]
+
+
+def test_another_python_first_on_path_lends_no_standard_library(bed):
+    # Issue 16: the embedded interpreter took the standard library of the
+    # first python3 on PATH, and a broken one aborted the driver (exit 134).
+    # Here: a copy of the real interpreter whose os.py raises.
+    import sysconfig
+    other = bed.root / "other-python"
+    (other / "bin").mkdir(parents=True)
+    stdlib = other / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}"
+    stdlib.mkdir(parents=True)
+    import shutil
+    shutil.copy(os.path.realpath(sys.executable), other / "bin" / "python3")
+    (stdlib / "os.py").write_text("raise SystemExit('the other Python standard library was used')\n")
+    test = bed.root / "where.py"
+    test.write_text("import os, sys\nprint('PREFIX', sys.base_prefix)\nprint('OS', os.__file__)\n")
+    env = bed.env(PATH=f"{other / 'bin'}:{os.environ['PATH']}")
+    r = subprocess.run([driver_exe(), "--", str(test)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert f"PREFIX {sys.base_prefix}" in r.stdout.splitlines()
+    assert f"OS {sysconfig.get_path('stdlib')}/os.py" in r.stdout.splitlines()
+
+
 def test_test_script_syntax_error_points_at_the_line(bed):
     r = run(bed, "x = 1\n\nif x =\n    pass\n", env=bed.env(LOGFILE=str(bed.root / "log.xml")))
     assert r.returncode == 1
