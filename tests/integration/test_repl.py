@@ -190,6 +190,7 @@ def test_history_is_read_and_ctrl_c_at_the_prompt(bed, terminal):
     assert (bed.root / ".nixos-test-history").read_text().splitlines()[-1] == "exit(3)"
 
 
+HIDDEN_MODULE = 'raise ImportError("hidden by the test")\n'
 FAKE_PTPYTHON = '''
 def embed(globals, locals, **kw):
     print("FAKE ptpython", "start_all" in globals, locals)
@@ -209,13 +210,19 @@ def start_ipython(argv=None, user_ns=None, **kw):
 ])
 def test_which_repl(bed, terminal, modules, td_repl, expected):
     fake = bed.root / "fake"
+    (fake / "ptpython").mkdir(parents=True)
+    (fake / "IPython").mkdir(parents=True)
+    # A module left out is hidden, not merely absent: the host may have the
+    # real ptpython or IPython installed.
     if "ptpython" in modules:
-        (fake / "ptpython").mkdir(parents=True)
         (fake / "ptpython" / "__init__.py").write_text("")
         (fake / "ptpython" / "repl.py").write_text(FAKE_PTPYTHON)
+    else:
+        (fake / "ptpython" / "__init__.py").write_text(HIDDEN_MODULE)
     if "IPython" in modules:
-        (fake / "IPython").mkdir(parents=True)
         (fake / "IPython" / "__init__.py").write_text(FAKE_IPYTHON)
+    else:
+        (fake / "IPython" / "__init__.py").write_text(HIDDEN_MODULE)
     empty = bed.root / "empty.py"
     empty.write_text("")
     env = repl_env(bed, PYTHONPATH=str(fake))
