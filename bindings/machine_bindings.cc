@@ -273,6 +273,9 @@ void bind_qemu_machine(py::module_& m) {
       .def("shell_interact", &Machine::shell_interact, release_gil(),
            "Connect the terminal to the guest's root shell (test development only).")
       .def("reboot", &Machine::reboot, release_gil(), "Press Ctrl+Alt+Delete; the shell reconnects on next use.")
+      .def("switch_root", &Machine::switch_root, release_gil(),
+           "From stage 1 (the initrd's backdoor shell: testing.initrdBackdoor) to stage 2: wait for initrd.target, "
+           "isolate initrd-switch-root.target and connect to the new root's backdoor shell.")
       // screen
       .def("screenshot", &Machine::screenshot, "filename"_a, release_gil(),
            "Save a PNG of the screen: out_dir/<name>.png for a bare word, else the given path.")

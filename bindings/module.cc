@@ -23,6 +23,7 @@
 #include "duration_caster.h"
 #include "log_nest.h"
 #include "script_line.h"
+#include "efi_bindings.h"
 #include "machine_bindings.h"
 
 namespace py = pybind11;
@@ -299,6 +300,7 @@ PYBIND11_MODULE(_core, m) {
 
   // --- machines (machine_bindings.cc)
   td_bindings::bind_machines(m);
+  td_bindings::bind_efi(m);
 
   // --- VLANs
   py::class_<td::VLan, std::shared_ptr<td::VLan>>(m, "VLan", "A virtual LAN: one vde_switch.")

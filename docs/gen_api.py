@@ -25,6 +25,7 @@ MODULES = [
     "test_driver.machine",
     "test_driver.logger",
     "test_driver.polling_condition",
+    "test_driver.efi",
     "test_driver.debug",
     "test_driver.vlan",
     "test_driver.errors",
@@ -127,6 +128,10 @@ def member_lines(cls) -> list:
             doc = (value.__doc__ or "").strip()
             doc = "" if doc.startswith("(") else doc  # pybind11 puts the getter's signature there
             properties.append((attr, ret, kind, doc))
+        elif isinstance(value, type):  # a nested class of constants (EfiVariable.Flags)
+            consts = ", ".join(f"{k} = {v:#x}" if isinstance(v, int) else f"{k} = {v!r}"
+                               for k, v in vars(value).items() if not k.startswith("_"))
+            methods.append((attr, [f"class {attr}"], consts))
         elif isinstance(value, staticmethod):
             sigs, doc = signature(value.__func__, attr)
             methods.append((attr, [f"@staticmethod {s}" for s in sigs], doc))

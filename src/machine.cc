@@ -290,6 +290,20 @@ void Machine::connect() {
   if (pending_cache_key_) save_boot_to_cache();
 }
 
+void Machine::switch_root() {
+  wait_for_unit("initrd.target");
+  {
+    std::lock_guard lock(mutex_);
+    run_callbacks();
+    // A bare line, as shutdown's poweroff: the shell that runs it ends with
+    // stage 1, so no reply frame ever comes back.
+    channels_->shell.write("systemctl isolate --no-block initrd-switch-root.target 2>/dev/null >/dev/null\n",
+                           "switching root");
+  }
+  set_connected(false);
+  connect();
+}
+
 void Machine::set_connected(bool connected) {
   std::lock_guard lock(mutex_);
   if (connected == connected_) return;

@@ -56,9 +56,11 @@ def guest_image(name: str) -> Path:
     return _images[name]
 
 
-def start_script(image: str, name: str, out_dir: Path, node: int = 1, vlans=(), hosts=None, memory=None) -> str:
+def start_script(image: str, name: str, out_dir: Path, node: int = 1, vlans=(), hosts=None, memory=None,
+                 extra_args=()) -> str:
     """Writes run-<name>-vm (run-<name>-nspawn for the "container" image) for
-    the image into out_dir and returns its path."""
+    the image into out_dir and returns its path. extra_args go to
+    tests/guests/start-script as they are (--initrd-backdoor, --efi)."""
     args = [str(GUESTS / "start-script"), str(guest_image(image)), name, str(out_dir), "--node", str(node)]
     if image == "container":
         args.append("--container")
@@ -68,6 +70,7 @@ def start_script(image: str, name: str, out_dir: Path, node: int = 1, vlans=(), 
         args += ["--host", f"{host}={addr}"]
     if memory:
         args += ["--memory", str(memory)]
+    args += list(extra_args)
     out = subprocess.run(args, check=True, stdout=subprocess.PIPE, text=True).stdout
     return out.strip().splitlines()[-1]
 
@@ -98,11 +101,12 @@ class Bed:
     def script(self, image: str, name: str, **kw) -> str:
         return start_script(image, name, self.scripts, **kw)
 
-    def machine(self, image: str, name: str = "machine", **kw):
-        """A Machine (not started) on a start script for `image`, in this bed."""
+    def machine(self, image: str, name: str = "machine", script_args=(), **kw):
+        """A Machine (not started) on a start script for `image`, in this bed
+        (script_args: more options of tests/guests/start-script)."""
         from test_driver.machine import Machine, NixStartScript
-        return Machine(out_dir=self.out, tmp_dir=self.tmp, start_command=NixStartScript(self.script(image, name)),
-                       name=name, **kw)
+        script = self.script(image, name, extra_args=script_args)
+        return Machine(out_dir=self.out, tmp_dir=self.tmp, start_command=NixStartScript(script), name=name, **kw)
 
     def env(self, **extra) -> dict:
         env = dict(os.environ)

@@ -63,6 +63,11 @@ class Machine : public BaseMachine {
   void start() override { start(std::nullopt); }
   void start(std::optional<bool> allow_reboot);
   void connect() override;
+  // From the initrd's backdoor shell (NixOS: testing.initrdBackdoor with a
+  // systemd initrd) to stage 2's: waits for initrd.target, isolates
+  // initrd-switch-root.target without waiting for an answer, and connects to
+  // the shell the backdoor starts in the new root.
+  void switch_root();
   // "poweroff" in the guest, then wait_for_shutdown().
   void shutdown() override;
   // "quit" on QMP (else the monitor), then wait_for_shutdown().
