@@ -1,0 +1,121 @@
+"""nix/sandbox-run: test scripts built as Nix derivations in the real Nix
+sandbox (Debian's nix-bin), booting the mini guest inside it.
+
+Each test gives sandbox-run a Nix state directory (configuration and chroot
+store) of its own under the test's temporary directory, so nothing is
+cached between tests and every derivation is really built.
+"""
+import os
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from conftest import SOURCE_DIR, driver_exe, guest_image, require_tools
+
+SANDBOX_RUN = SOURCE_DIR / "nix" / "sandbox-run"
+
+# Records when it started and ended (after its VM booted and answered) in
+# its derivation's output, and what the sandbox looks like from inside.
+TIMED_SCRIPT = '''
+import glob, os, time, uuid
+out = os.environ["out"]
+started = time.time()
+open(f"marker-{uuid.uuid4().hex}", "w").close()
+start_all()
+machine.succeed("true")
+with open(os.path.join(out, "times"), "w") as f:
+    f.write(f"{started} {time.time()}\\n")
+with open(os.path.join(out, "inside"), "w") as f:
+    f.write(f"uid={os.getuid()} home={os.environ.get('HOME')} cwd={os.getcwd()} markers={len(glob.glob('marker-*'))}\\n")
+'''
+
+FAILING_SCRIPT = '''
+start_all()
+machine.succeed("echo the guest ran this; exit 7")
+'''
+
+
+@pytest.fixture
+def sandbox(bed):
+    if os.geteuid() != 0:
+        raise RuntimeError("nix/sandbox-run needs root (build users without a Nix daemon)")
+    require_tools("nix-build", "nix-instantiate")
+    image = guest_image("mini")
+
+    def run(*scripts, jobs=1):
+        env = bed.env(TD_DRIVER_EXE=driver_exe())
+        return subprocess.run([str(SANDBOX_RUN), "--state-dir", str(bed.root / "nix"), "-j", str(jobs),
+                               "--image", str(image),
+                               *map(str, scripts)], env=env, cwd=bed.root, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, timeout=500)
+    return run
+
+
+def results(stdout: str) -> dict:
+    """{script path: (verdict, path)} from sandbox-run's PASS/FAIL lines."""
+    out = {}
+    for line in stdout.splitlines():
+        verdict, script, path = line.split(" ")
+        out[script] = (verdict, Path(path))
+    return out
+
+
+def test_the_example_passes_in_the_sandbox(bed, sandbox):
+    example = SOURCE_DIR / "examples" / "hello.py"
+    r = sandbox(example)
+    assert r.returncode == 0, r.stderr
+    verdict, output = results(r.stdout)[str(example)]
+    assert verdict == "PASS"
+    # The output is in the private store, not the host's /nix.
+    assert output.is_relative_to(bed.root / "nix" / "root" / "nix" / "store")
+    log = ET.parse(output / "log.xml").getroot()
+    assert "must succeed: echo hello" in ET.tostring(log, encoding="unicode")
+    junit = ET.parse(output / "junit.xml").getroot()
+    suite = junit if junit.tag == "testsuite" else junit.find("testsuite")
+    assert int(suite.get("failures", "0")) == 0 and int(suite.get("errors", "0")) == 0
+    assert int(suite.get("tests")) >= 2
+    # The build really ran in Nix's sandbox: nix-build built a derivation.
+    assert "building '/nix/store/" in r.stderr and "nixos-test-hello.drv" in r.stderr
+
+
+def test_a_failing_script_fails_its_derivation(bed, sandbox):
+    script = bed.root / "failing.py"
+    script.write_text(FAILING_SCRIPT)
+    r = sandbox(script)
+    assert r.returncode == 1, r.stderr
+    verdict, drv = results(r.stdout)[str(script)]
+    assert verdict == "FAIL" and drv.name.endswith("-nixos-test-failing.drv")
+    assert f"error: builder for '{drv}' failed" in r.stderr
+    # The driver's error, from inside the sandbox, is in the build log.
+    assert "the guest ran this" in r.stderr
+    assert "command `echo the guest ran this; exit 7` failed (exit code 7)" in r.stderr
+    # Nix kept the failed build's log too.
+    env = dict(os.environ, NIX_CONF_DIR=str(bed.root / "nix" / "etc"))
+    stored = subprocess.run(["nix-store", "--store", f"local?root={bed.root / 'nix' / 'root'}", "--read-log",
+                             str(drv)], env=env, stdout=subprocess.PIPE, text=True, check=True, timeout=60).stdout
+    assert "failed (exit code 7)" in stored
+
+
+def test_two_scripts_build_in_parallel_each_in_its_own_sandbox(bed, sandbox):
+    scripts = [bed.root / "first.py", bed.root / "second.py"]
+    for s in scripts:
+        s.write_text(TIMED_SCRIPT)
+    r = sandbox(*scripts, jobs=2)
+    assert r.returncode == 0, r.stderr
+    found = results(r.stdout)
+    outputs = [found[str(s)][1] for s in scripts]
+    assert [found[str(s)][0] for s in scripts] == ["PASS", "PASS"]
+    assert outputs[0] != outputs[1]
+    (a0, a1), (b0, b1) = ([float(x) for x in (o / "times").read_text().split()] for o in outputs)
+    # Both VMs were up at the same time: each build started before the other ended.
+    assert a0 < b1 and b0 < a1, ((a0, a1), (b0, b1))
+    for o in outputs:
+        # A build user (not root), the sandbox's non-existent home, and a
+        # /build of its own: the other build's marker, written while both
+        # ran, is not in it.
+        inside = (o / "inside").read_text()
+        assert "uid=0 " not in inside and "home=/homeless-shelter" in inside, inside
+        assert "cwd=/build " in inside and "markers=1" in inside, inside
+        assert (o / "log.xml").is_file() and (o / "junit.xml").is_file()
