@@ -119,3 +119,28 @@ def test_two_scripts_build_in_parallel_each_in_its_own_sandbox(bed, sandbox):
         assert "uid=0 " not in inside and "home=/homeless-shelter" in inside, inside
         assert "cwd=/build " in inside and "markers=1" in inside, inside
         assert (o / "log.xml").is_file() and (o / "junit.xml").is_file()
+
+
+def test_the_package_parses_and_takes_the_frameworks_overrides(bed):
+    """nix/package.nix cannot be built without nixpkgs; Nix parses it, and
+    its arguments include those nixpkgs' NixOS test framework overrides
+    its driver package with (nixos/lib/testing/driver.nix)."""
+    require_tools("nix-instantiate")
+    package = SOURCE_DIR / "nix" / "package.nix"
+    # A store of its own: evaluation must not create /nix on the host.
+    store = ["--store", f"local?root={bed.root / 'nix-root'}"]
+    parsed = subprocess.run(["nix-instantiate", *store, "--parse", str(package)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, timeout=60)
+    assert parsed.returncode == 0, parsed.stderr
+    args = subprocess.run(["nix-instantiate", *store, "--eval", "--json", "--expr",
+                           f"builtins.functionArgs (import {package})"], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=60)
+    assert args.returncode == 0, args.stderr
+    import json
+    accepted = json.loads(args.stdout)
+    for override in ("qemu_pkg", "enableOCR", "enableNspawn", "extraPythonPackages"):
+        assert accepted.get(override) is True, f"{override} missing or without a default: {accepted}"
+    for tool in ("qemu_test", "vde2", "socat", "netpbm", "tesseract4", "imagemagick_light", "python3", "boost",
+                 "fmt", "cli11", "tinyxml2", "cmake"):
+        assert tool in accepted
+    assert "passthru" in parsed.stdout and "nixos-test-driver" in parsed.stdout
