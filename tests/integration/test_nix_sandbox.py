@@ -44,10 +44,11 @@ def sandbox(bed):
     require_tools("nix-build", "nix-instantiate")
     image = guest_image("mini")
 
-    def run(*scripts, jobs=1):
-        env = bed.env(TD_DRIVER_EXE=driver_exe())
+    def run(*scripts, jobs=1, builders=None, **env_extra):
+        env = bed.env(TD_DRIVER_EXE=driver_exe(), **env_extra)
+        options = ["--builders", builders] if builders else []
         return subprocess.run([str(SANDBOX_RUN), "--state-dir", str(bed.root / "nix"), "-j", str(jobs),
-                               "--image", str(image),
+                               "--image", str(image), *options,
                                *map(str, scripts)], env=env, cwd=bed.root, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, timeout=500)
     return run
@@ -144,3 +145,78 @@ def test_the_package_parses_and_takes_the_frameworks_overrides(bed):
                  "fmt", "cli11", "tinyxml2", "cmake"):
         assert tool in accepted
     assert "passthru" in parsed.stdout and "nixos-test-driver" in parsed.stdout
+
+
+REMOTE_NIX_STORE = '''#!/bin/sh
+# The remote builder's Nix: its own configuration, state and chroot store.
+export NIX_CONF_DIR={conf} NIX_STATE_DIR={state}
+exec /usr/bin/nix-store --store 'local?root={root}' "$@"
+'''
+
+
+@pytest.fixture
+def remote_builder(bed):
+    """A "remote" Nix builder on 127.0.0.1: an sshd of the test's own (a
+    host key and a client key made for the test, its own port), whose Nix
+    has a second store root and the same sandbox settings."""
+    import socket
+    import time
+    require_tools("ssh", "ssh-keygen")
+    if not Path("/usr/sbin/sshd").exists():
+        raise RuntimeError("this test needs /usr/sbin/sshd (Debian's openssh-server; tools/install-deps)")
+    r = bed.root / "remote"
+    (r / "etc").mkdir(parents=True)
+    for key in ("host_key", "client_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(r / key)], check=True, timeout=30)
+    (r / "authorized_keys").write_text((r / "client_key.pub").read_text())
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    (r / "sshd_config").write_text(
+        f"ListenAddress 127.0.0.1\nPort {port}\nHostKey {r / 'host_key'}\n"
+        f"AuthorizedKeysFile {r / 'authorized_keys'}\nPermitRootLogin prohibit-password\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n")
+    driver_dir = Path(driver_exe()).resolve().parent
+    (r / "etc" / "nix.conf").write_text(
+        "build-users-group = nixbld\nsandbox = true\nsandbox-fallback = false\nsubstituters =\n"
+        f"extra-sandbox-paths = /bin /usr /lib /lib64 /etc/alternatives {driver_dir} "
+        f"{SOURCE_DIR / 'tests' / 'guests'} {guest_image('mini')}\nmax-jobs = 1\ncores = 1\n")
+    program = r / "remote-nix-store"
+    program.write_text(REMOTE_NIX_STORE.format(conf=r / "etc", state=r / "var" / "nix", root=r / "root"))
+    program.chmod(0o755)
+    Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege separation directory
+    log = open(r / "sshd.log", "w")
+    sshd = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(r / "sshd_config")], stderr=log)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if sshd.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"sshd did not start: {(r / 'sshd.log').read_text()}")
+                time.sleep(0.1)
+        ssh_opts = (f"-p {port} -o UserKnownHostsFile={r / 'known_hosts'} -o StrictHostKeyChecking=accept-new "
+                    "-o IdentitiesOnly=yes -o BatchMode=yes")
+        yield {"builders": f"ssh://root@127.0.0.1?remote-program={program} x86_64-linux {r / 'client_key'} 1",
+               "NIX_SSHOPTS": ssh_opts, "store": r / "root" / "nix" / "store", "log": r / "sshd.log"}
+    finally:
+        sshd.terminate()
+        sshd.wait(timeout=10)
+        log.close()
+
+
+def test_a_script_built_on_a_remote_builder(bed, sandbox, remote_builder):
+    example = SOURCE_DIR / "examples" / "hello.py"
+    r = sandbox(example, builders=remote_builder["builders"], NIX_SSHOPTS=remote_builder["NIX_SSHOPTS"])
+    assert r.returncode == 0, r.stderr
+    verdict, output = results(r.stdout)[str(example)]
+    assert verdict == "PASS"
+    # Nix's distributed builds: the derivation went over SSH, was built in
+    # the remote's store and sandbox, and its output came back.
+    assert "nixos-test-hello.drv' on 'ssh://root@127.0.0.1" in r.stderr
+    assert "from 'ssh://root@127.0.0.1" in r.stderr
+    assert (remote_builder["store"] / output.name / "junit.xml").is_file()
+    assert (output / "log.xml").is_file() and (output / "junit.xml").is_file()
+    assert "Accepted publickey for root" in remote_builder["log"].read_text()
