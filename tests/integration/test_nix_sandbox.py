@@ -28,7 +28,9 @@ machine.succeed("true")
 with open(os.path.join(out, "times"), "w") as f:
     f.write(f"{started} {time.time()}\\n")
 with open(os.path.join(out, "inside"), "w") as f:
-    f.write(f"uid={os.getuid()} home={os.environ.get('HOME')} cwd={os.getcwd()} markers={len(glob.glob('marker-*'))}\\n")
+    f.write(f"uid={os.getuid()} home={os.environ.get('HOME')} cwd={os.getcwd()} markers={len(glob.glob('marker-*'))} "
+            f"home_exists={os.path.exists(os.environ['HOME'])} "
+            f"inputs_writable={[os.access(os.environ[v], os.W_OK) for v in ('testScript', 'driver', 'image')]}\\n")
 '''
 
 FAILING_SCRIPT = '''
@@ -119,6 +121,9 @@ def test_two_scripts_build_in_parallel_each_in_its_own_sandbox(bed, sandbox):
         inside = (o / "inside").read_text()
         assert "uid=0 " not in inside and "home=/homeless-shelter" in inside, inside
         assert "cwd=/build " in inside and "markers=1" in inside, inside
+        # No home, and the inputs (the script in the store, the driver and
+        # the image bound in from the host) are read-only to the build user.
+        assert "home_exists=False" in inside and "inputs_writable=[False, False, False]" in inside, inside
         assert (o / "log.xml").is_file() and (o / "junit.xml").is_file()
 
 
