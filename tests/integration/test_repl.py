@@ -76,6 +76,9 @@ class Terminal:
                 self.keys("C-c")
                 time.sleep(0.3)
                 self.keys("C-d")
+                time.sleep(0.5)
+                if re.search(r"Do you really want to exit\?", self.screen()):  # ptpython asks
+                    self.type("y")
                 self.wait_exit(timeout=15)
         except (AssertionError, subprocess.CalledProcessError):
             pass
