@@ -5,6 +5,7 @@ Each test gives sandbox-run a Nix state directory (configuration and chroot
 store) of its own under the test's temporary directory, so nothing is
 cached between tests and every derivation is really built.
 """
+import json
 import os
 import subprocess
 import xml.etree.ElementTree as ET
@@ -142,7 +143,6 @@ def test_the_package_parses_and_takes_the_frameworks_overrides(bed):
                            f"builtins.functionArgs (import {package})"], stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, timeout=60)
     assert args.returncode == 0, args.stderr
-    import json
     accepted = json.loads(args.stdout)
     for override in ("qemu_pkg", "enableOCR", "enableNspawn", "extraPythonPackages"):
         assert accepted.get(override) is True, f"{override} missing or without a default: {accepted}"
@@ -225,3 +225,15 @@ def test_a_script_built_on_a_remote_builder(bed, sandbox, remote_builder):
     assert (remote_builder["store"] / output.name / "junit.xml").is_file()
     assert (output / "log.xml").is_file() and (output / "junit.xml").is_file()
     assert "Accepted publickey for root" in remote_builder["log"].read_text()
+
+
+def test_without_root_it_says_what_it_needs(bed):
+    """Without a Nix daemon only root builds as the nixbld users: as another
+    user sandbox-run stops at once with exit status 2 and says why."""
+    require_tools("setpriv")
+    script = bed.root / "t.py"
+    script.write_text("")
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(SANDBOX_RUN), str(script)],
+                       env=bed.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "needs root" in r.stderr and "nixbld" in r.stderr
