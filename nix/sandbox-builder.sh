@@ -11,4 +11,7 @@ for m in $machines; do
 done
 export ACCEL=$accel PYTHONPATH=$pythonPath LOGFILE=$out/log.xml
 cd "$TMPDIR"
-exec "$driver" --start-scripts "${start_scripts[@]}" -o "$out" --junit-xml junit.xml -- "$testScript"
+# Each line starts with the script's name: parallel builds' logs interleave.
+# (pipefail: the build's status is the driver's.)
+"$driver" --start-scripts "${start_scripts[@]}" -o "$out" --junit-xml junit.xml -- "$testScript" 2>&1 |
+  sed -u "s/^/$scriptName> /"

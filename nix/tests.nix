@@ -20,6 +20,7 @@ let
     # The sandbox sets no PATH; the host's tools come from extra-sandbox-paths.
     PATH = "/usr/bin:/bin:/usr/sbin:/sbin";
     testScript = builtins.path { path = /. + script.path; name = "${script.name}.py"; };
+    scriptName = script.name;
     inherit (s) driver pythonPath startScript image accel fingerprint;
     machines = builtins.concatStringsSep " " s.machines;
   };

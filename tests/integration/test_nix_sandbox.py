@@ -94,7 +94,7 @@ def test_a_failing_script_fails_its_derivation(bed, sandbox):
     assert f"error: builder for '{drv}' failed" in r.stderr
     # The driver's error, from inside the sandbox, is in the build log.
     assert "the guest ran this" in r.stderr
-    assert "command `echo the guest ran this; exit 7` failed (exit code 7)" in r.stderr
+    assert "failing> !!! test script failed: command `echo the guest ran this; exit 7` failed (exit code 7)" in r.stderr
     # Nix kept the failed build's log too.
     env = dict(os.environ, NIX_CONF_DIR=str(bed.root / "nix" / "etc"))
     stored = subprocess.run(["nix-store", "--store", f"local?root={bed.root / 'nix' / 'root'}", "--read-log",
@@ -112,6 +112,8 @@ def test_two_scripts_build_in_parallel_each_in_its_own_sandbox(bed, sandbox):
     outputs = [found[str(s)][1] for s in scripts]
     assert [found[str(s)][0] for s in scripts] == ["PASS", "PASS"]
     assert outputs[0] != outputs[1]
+    # The interleaved logs say which build each line is from.
+    assert "first> " in r.stderr and "second> " in r.stderr
     (a0, a1), (b0, b1) = ([float(x) for x in (o / "times").read_text().split()] for o in outputs)
     # Both VMs were up at the same time: each build started before the other ended.
     assert a0 < b1 and b0 < a1, ((a0, a1), (b0, b1))
