@@ -47,9 +47,9 @@ def sandbox(bed):
     require_tools("nix-build", "nix-instantiate")
     image = guest_image("mini")
 
-    def run(*scripts, jobs=1, builders=None, **env_extra):
+    def run(*scripts, jobs=1, builders=None, options=(), **env_extra):
         env = bed.env(TD_DRIVER_EXE=driver_exe(), **env_extra)
-        options = ["--builders", builders] if builders else []
+        options = [*options, *(["--builders", builders] if builders else [])]
         return subprocess.run([str(SANDBOX_RUN), "--state-dir", str(bed.root / "nix"), "-j", str(jobs),
                                "--image", str(image), *options,
                                *map(str, scripts)], env=env, cwd=bed.root, stdout=subprocess.PIPE,
@@ -100,6 +100,15 @@ def test_a_failing_script_fails_its_derivation(bed, sandbox):
     stored = subprocess.run(["nix-store", "--store", f"local?root={bed.root / 'nix' / 'root'}", "--read-log",
                              str(drv)], env=env, stdout=subprocess.PIPE, text=True, check=True, timeout=60).stdout
     assert "failed (exit code 7)" in stored
+
+
+def test_a_build_that_takes_too_long_is_killed(bed, sandbox):
+    script = bed.root / "slow.py"
+    script.write_text("import time\ntime.sleep(300)\n")
+    r = sandbox(script, options=["--timeout", "3"])
+    assert r.returncode == 1, r.stderr
+    assert results(r.stdout)[str(script)][0] == "FAIL"
+    assert "timed out after 3 seconds" in r.stderr
 
 
 def test_two_scripts_build_in_parallel_each_in_its_own_sandbox(bed, sandbox):
