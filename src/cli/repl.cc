@@ -107,7 +107,10 @@ void run_repl(py::dict symbols) {
   if (tty && (choice == "auto" || choice == "ptpython")) {
     py::object ptpython = try_import("ptpython.repl");
     if (!ptpython.is_none()) {
-      ptpython.attr("embed")(symbols, py::dict());
+      // As the reference: the script's symbols are ptpython's globals (so
+      // they are completed), and the history is .nixos-test-history in the
+      // working directory (in ptpython's own file format).
+      ptpython.attr("embed")(symbols, py::dict(), "history_filename"_a = kHistoryFile);
       return;
     }
     if (choice == "ptpython") std::cerr << "nixos-test-driver: ptpython is not installed; using the plain console\n";

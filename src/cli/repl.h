@@ -3,7 +3,8 @@
 //
 // Which REPL: $TD_REPL picks one of "ptpython", "ipython" or "console";
 // unset (or "auto") means the first importable of ptpython
-// (`ptpython.repl.embed`, as the reference driver), IPython, and Python's
+// (`ptpython.repl.embed`, as the reference driver, with the history file
+// .nixos-test-history), IPython, and Python's
 // own console (code.InteractiveConsole with readline editing, tab completion
 // of names and attributes, and the history file .nixos-test-history in the
 // current directory). When stdin is not a terminal, the plain console always

@@ -76,6 +76,9 @@ class Terminal:
                 self.keys("C-c")
                 time.sleep(0.3)
                 self.keys("C-d")
+                time.sleep(0.5)
+                if re.search(r"Do you really want to exit\?", self.screen()):  # ptpython asks
+                    self.type("y")
                 self.wait_exit(timeout=15)
         except (AssertionError, subprocess.CalledProcessError):
             pass
@@ -250,3 +253,46 @@ def test_piped_stdin_uses_the_console_even_with_ptpython(bed):
     assert r.returncode == 0, r.stderr
     assert "42" in r.stdout and "FAKE" not in r.stdout
     assert not (bed.root / ".nixos-test-history").exists()
+
+
+def test_ptpython_with_a_machine(bed, terminal):
+    """The real ptpython (Debian's package), picked by default: its own screen,
+    the script's symbols completed, a command that reaches the guest, and
+    the reference's history file."""
+    import importlib.util
+    if importlib.util.find_spec("ptpython") is None:
+        raise RuntimeError("this test needs ptpython (Debian's package ptpython; tools/install-deps)")
+    script = bed.script("mini", "machine")
+    empty = bed.root / "empty.py"
+    empty.write_text("")
+    env = repl_env(bed)
+    env.pop("TD_REPL", None)
+    term = terminal([driver_exe(), "-I", "--start-scripts", script, "--", str(empty)], bed.root, env)
+    # ptpython's toolbar: its key bindings and its menu.
+    term.wait_for(r"\[F4\] Emacs .*\[F2\] Menu - CPython")
+    term.type("serial_stdout_off()")
+    term.keys("Enter")
+    # ptpython offers the script's symbols and their attributes as one
+    # types (its completion menu); Tab takes the first offer.
+    term.type("start_a")
+    term.wait_for(r"^ +start_all\(\)$")
+    term.keys("Tab")
+    term.wait_for(r"^>>> start_all$")
+    term.type("()")
+    term.keys("Enter")
+    term.type("machine.succ")
+    term.wait_for(r"^ +succeed\(\)$")
+    term.keys("Tab")
+    typed = term.wait_for(r"^>>> machine\.succeed$")
+    term.type('("echo $((6*7)) from $(hostname)")')
+    term.keys("Enter")
+    term.wait_for(r"^'42 from machine\\n'$", after=typed.end(), timeout=120)
+    # Ctrl-D asks ptpython's own question before leaving.
+    term.keys("C-d")
+    term.wait_for(r"Do you really want to exit\?")
+    term.type("y")
+    assert term.wait_exit() == 0
+    # ptpython's FileHistory format: "+" before each line of an entry.
+    history = (bed.root / ".nixos-test-history").read_text().splitlines()
+    assert '+machine.succeed("echo $((6*7)) from $(hostname)")' in history
+    assert "+start_all()" in history
