@@ -196,3 +196,24 @@ def test_the_connect_wait_says_it_is_still_waiting(bed, monkeypatch, capfd):
              if "still waiting for the guest's backdoor shell" in line]
     assert 3 <= len(notes) <= 5, notes
     assert 4.5 <= took < 4.5 + SLACK
+
+
+def test_a_probe_left_unanswered_gets_the_stale_grace(machine, monkeypatch):
+    # A wait's probe (here a port check) that the stopped guest never
+    # answers: the wait fails at its host bound, and the next command waits
+    # TEST_DRIVER_STALE_GRACE for the probe's reply before it names it.
+    monkeypatch.setenv("TEST_DRIVER_COMMAND_MARGIN", "1")
+    monkeypatch.setenv("TEST_DRIVER_STALE_GRACE", "3")
+    machine.qmp_command("stop")
+    try:
+        with pytest.raises(errors.MachineError, match=r"machine 'quiet': running `.*`: no answer from the guest shell in time"):
+            machine.wait_for_open_port(1, timeout=1)
+        start = time.monotonic()
+        with pytest.raises(errors.MachineError, match=r"machine 'quiet': waiting for the earlier command `.*` \(the driver "
+                                                      r"stopped waiting for it\): it has not finished in time"):
+            machine.succeed("echo never")
+        took = time.monotonic() - start
+    finally:
+        machine.qmp_command("cont")
+    assert 3 <= took < 3 + SLACK, f"gave up after {took:.2f} s (stale grace 3)"
+    assert machine.succeed("echo resumed") == "resumed\n"
