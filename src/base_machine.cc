@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "test_driver/errors.h"
+#include "test_driver/hang_bounds.h"
 #include "test_driver/retry.h"
 #include "test_driver/shell_protocol.h"
 #include "test_driver/shell_session.h"
@@ -12,8 +13,6 @@
 namespace td {
 namespace {
 
-// How much longer than the guest-side bound the driver waits for a reply.
-constexpr Duration kHostTimeoutMargin{60.0};
 // The shortest guest-side timeout a wait's last try gets.
 constexpr Duration kShortestTry{0.01};
 
@@ -33,7 +32,7 @@ void BaseMachine::run_callbacks() {
   for (auto& callback : setup_.callbacks) callback();
 }
 
-Deadline BaseMachine::host_deadline(Deadline guest_deadline) { return guest_deadline.extended_by(kHostTimeoutMargin); }
+Deadline BaseMachine::host_deadline(Deadline guest_deadline) { return guest_deadline.extended_by(hang_bounds::command_margin()); }
 
 std::pair<int, std::string> BaseMachine::execute(const std::string& command, bool check_return,
                                                  std::optional<Duration> timeout, bool check_output) {

@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "test_driver/errors.h"
+#include "test_driver/hang_bounds.h"
 #include "test_driver/utf8.h"
 
 namespace asio = boost::asio;
@@ -31,13 +32,14 @@ std::string MonitorClient::read_reply(OnClose on_close) {
     });
   };
   read_more();
-  EventLoop::Until until{.deadline = Deadline::after(kReplyTimeout)};
+  const Duration reply_timeout = hang_bounds::reply_timeout();
+  EventLoop::Until until{.deadline = Deadline::after(reply_timeout)};
   switch (loop_.run(done, [&] { cancelled = true; socket_.cancel(); }, until)) {
     case EventLoop::Outcome::kInterrupted:
       stale_ = true;
       throw Interrupted();
     case EventLoop::Outcome::kTimedOut:
-      owner_.fail_channel("waiting for the monitor prompt", fmt::format("no prompt within {} seconds", kReplyTimeout.to_string()));
+      owner_.fail_channel("waiting for the monitor prompt", fmt::format("no prompt within {} seconds", reply_timeout.to_string()));
     default:
       break;
   }

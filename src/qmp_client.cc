@@ -12,6 +12,7 @@
 #include <boost/asio/write.hpp>
 
 #include "test_driver/errors.h"
+#include "test_driver/hang_bounds.h"
 
 namespace asio = boost::asio;
 using asio::local::stream_protocol;
@@ -75,7 +76,8 @@ void QmpClient::read_next() {
 }
 
 Json QmpClient::read_reply(const std::string& step, bool connection_may_close) {
-  auto deadline = Deadline::after(kReplyTimeout);
+  const Duration reply_timeout = hang_bounds::reply_timeout();
+  auto deadline = Deadline::after(reply_timeout);
   for (;;) {
     if (!replies_.empty()) {
       Json reply = std::move(replies_.front());
@@ -95,7 +97,7 @@ Json QmpClient::read_reply(const std::string& step, bool connection_may_close) {
       case EventLoop::Outcome::kInterrupted:
         throw Interrupted();
       case EventLoop::Outcome::kTimedOut:
-        owner_.fail_channel(step, fmt::format("no QMP reply within {} seconds", kReplyTimeout.to_string()));
+        owner_.fail_channel(step, fmt::format("no QMP reply within {} seconds", reply_timeout.to_string()));
       default:
         break;
     }

@@ -7,18 +7,13 @@
 #include <boost/asio/write.hpp>
 
 #include "test_driver/errors.h"
+#include "test_driver/hang_bounds.h"
 #include "test_driver/shell_protocol.h"
 #include "test_driver/utf8.h"
 
 namespace asio = boost::asio;
 
 namespace td {
-namespace {
-
-constexpr auto kNoteEvery = std::chrono::seconds(30);
-
-}  // namespace
-
 ShellSession::ShellSession(EventLoop& loop, ChannelOwner& owner, std::string label)
     : loop_(loop), owner_(owner), label_(std::move(label)), socket_(loop.io()) {}
 
@@ -37,7 +32,8 @@ void ShellSession::wait_for_greeting(Duration timeout, const std::function<void(
   const std::string step = "waiting for the guest's backdoor shell";
   auto tic = Clock::now();
   auto deadline = Deadline::after(timeout);
-  auto next_note = Deadline::at(tic + kNoteEvery);
+  const Duration note_every = hang_bounds::still_waiting_every();
+  auto next_note = Deadline::after(note_every);
   for (;;) {
     bool done = false;
     boost::system::error_code ec;
@@ -53,7 +49,7 @@ void ShellSession::wait_for_greeting(Duration timeout, const std::function<void(
       if (deadline.passed())
         owner_.fail_channel(step, fmt::format("no \"{}\" line within {} seconds", kGreeting, timeout.to_string()));
       still_waiting(Duration(Clock::now() - tic));
-      next_note = next_note.extended_by(kNoteEvery);
+      next_note = next_note.extended_by(note_every);
       continue;
     }
     if (outcome != EventLoop::Outcome::kDone) fail_outcome(outcome, step);
@@ -102,7 +98,7 @@ void ShellSession::finish_stale_command() {
   ShellReply dropped(true);
   if (!read_reply(dropped, stale_->deadline, step)) {
     // The next command waits for it again, as long.
-    stale_->deadline = Deadline::after(kStaleGrace);
+    stale_->deadline = Deadline::after(hang_bounds::stale_grace());
     throw MachineError(fmt::format("{}: {}: it has not finished in time; the guest shell is still busy{}", label_, step,
                                    owner_.recent_output()));
   }
@@ -124,7 +120,7 @@ ShellResult ShellSession::run(const ShellCommand& command) {
   if (!answered) {
     // A probe's guest command has no timeout of its own: give it a grace
     // period before the next command gives up on the shell.
-    stale_ = StaleCommand{command.description, Deadline::after(kStaleGrace)};
+    stale_ = StaleCommand{command.description, Deadline::after(hang_bounds::stale_grace())};
     throw MachineError(
         fmt::format("{}: {}: no answer from the guest shell in time{}", label_, step, owner_.recent_output()));
   }

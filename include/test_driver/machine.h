@@ -163,6 +163,9 @@ class Machine : public BaseMachine {
   void set_connect_timeout(Duration timeout) { connect_timeout_ = timeout; }
 
  private:
+  enum class LinkState { kDown, kUp };
+  // block()/unblock(): QMP's set_link, or the human monitor's without QMP.
+  void set_first_vlan_link(LinkState state);
   struct Channels;
 
   // ChannelOwner: the error names QEMU's exit status and last lines.

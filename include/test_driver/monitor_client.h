@@ -16,7 +16,6 @@ namespace td {
 class MonitorClient {
  public:
   static constexpr std::string_view kPrompt = "(qemu) ";
-  static constexpr Duration kReplyTimeout{300.0};
   // What the connection closing before the prompt means.
   enum class OnClose { kFail, kAnswer };
 

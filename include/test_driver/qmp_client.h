@@ -20,8 +20,6 @@ namespace td {
 
 class QmpClient : public EventLoop::BackgroundReader {
  public:
-  static constexpr Duration kReplyTimeout{300.0};
-
   // `label` starts the text of a QmpError ("machine 'server'").
   QmpClient(EventLoop& loop, ChannelOwner& owner, std::string label);
   ~QmpClient() override { loop_.remove_background_reader(this); }

@@ -38,9 +38,6 @@ class ShellSession {
   // What current guests print when the shell starts; older ones print an
   // empty line.
   static constexpr std::string_view kGreeting = "Spawning backdoor root shell...";
-  // How long the next command waits for a command the driver stopped
-  // waiting for, before it gives up on the shell.
-  static constexpr Duration kStaleGrace{60.0};
 
   // `label` starts the session's error messages ("machine 'server'").
   ShellSession(EventLoop& loop, ChannelOwner& owner, std::string label);
@@ -51,7 +48,7 @@ class ShellSession {
   void stop_when(const bool* flag, std::string reason);
 
   // Waits for the greeting line; anything before it is noise. Calls
-  // `still_waiting` with the time waited every 30 s, as a silent wait
+  // `still_waiting` with the time waited every 30 s (hang_bounds.h), as a silent wait
   // looks hung.
   void wait_for_greeting(Duration timeout, const std::function<void(Duration waited)>& still_waiting);
   // After the guest was restored from a snapshot: the same shell answers on

@@ -37,6 +37,13 @@ def fake_env(bed, mode="ok", **extra):
     return env
 
 
+def no_inner_traceback(stderr: str):
+    """A traceback may show the test script's frames, never the driver's internals."""
+    for line in stderr.splitlines():
+        if line.strip().startswith("File \""):
+            assert "test_driver" not in line and "<frozen" not in line, stderr
+
+
 def parse_log(bed):
     root = ET.parse(bed.root / "log.xml").getroot()
     assert root.tag == "logfile"

@@ -5,10 +5,8 @@ Most cases use the fake QEMU (tests/fault/fake-qemu), which answers the
 shell protocol with a real bash on the host: fast and deterministic. Output
 with NUL bytes and invalid UTF-8 is also checked on the real `mini` guest.
 
-Not testable here: a read-only output directory (the tests run as root,
-who may write anywhere, and no read-only bind mount is available); the
-driver checks it with access(W_OK) and tests/integration/test_cli.py covers
-it when not root."""
+A read-only output directory or TMPDIR: tests/integration/test_cli.py
+(run as uid 65534, since root may write anywhere)."""
 import errno
 import os
 import subprocess
@@ -20,14 +18,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fault"))
 from conftest import driver_exe  # noqa: E402
-from faultlib import fake_env, fake_script, leftovers, parse_log  # noqa: E402
-
-
-def no_inner_traceback(stderr: str):
-    """A traceback may show the test script's frames, never the driver's internals."""
-    for line in stderr.splitlines():
-        if line.strip().startswith("File \""):
-            assert "test_driver" not in line and "<frozen" not in line, stderr
+from faultlib import fake_env, fake_script, leftovers, no_inner_traceback, parse_log  # noqa: E402
 
 
 def run(bed, text, args=(), env=None, timeout=60):
@@ -294,7 +285,10 @@ print("maxrss-kb", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     assert r.returncode == 0, r.stderr
     rss = int(r.stdout.split("maxrss-kb")[1].split()[0])
     print(f"300 MB output: {took:.1f} s, driver peak RSS {rss // 1024} MiB")
-    assert rss < 2_000_000  # measured ~1.35 GB: base64 frame + decoded + Python str
+    # Measured ~1.35 GB (base64 frame + decoded + Python str), and it varies
+    # with the allocator's arenas; a copy too many is +300 MB, holding the
+    # output per chunk or per line would be tens of GB.
+    assert rss < 4_000_000
     assert took < 60
     parse_log(bed)
 

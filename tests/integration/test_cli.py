@@ -1,7 +1,7 @@
 """nixos-test-driver run as a subprocess on real `mini` guests: flags,
 environment variables, exit status, the XML log, the script's symbols."""
-import os
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 
 
@@ -80,15 +80,41 @@ def test_keep_vm_state(bed):
 def test_output_directory_must_be_writable_dir(bed):
     r = bed.run_driver("pass\n", args=["-o", str(bed.root / "missing")])
     assert r.returncode == 2 and "is not a directory" in r.stderr
-    ro = bed.root / "ro"
-    ro.mkdir()
-    ro.chmod(0o500)
-    if os.geteuid() != 0:  # root may write anywhere
-        r = bed.run_driver("pass\n", args=["-o", str(ro)])
-        assert r.returncode == 2 and "is not a writeable directory" in r.stderr
     r = bed.run_driver("assert driver.out_dir == __import__('pathlib').Path(%r)\n" % str(bed.out),
                        args=["-o", str(bed.out)])
     assert r.returncode == 0, r.stderr
+
+
+def test_directories_the_user_cannot_write_are_refused():
+    # As uid 65534 (root may write anywhere): a read-only output directory
+    # or TMPDIR is an error naming it; writable ones are accepted.
+    import subprocess
+    import tempfile
+    from conftest import unprivileged_driver
+    with tempfile.TemporaryDirectory(prefix="td-nobody-") as name:
+        top = Path(name)
+        top.chmod(0o755)
+        argv, env = unprivileged_driver(top)
+        (top / "t.py").write_text("pass\n")
+        (top / "t.py").chmod(0o644)
+        ro = top / "ro"
+        ro.mkdir(mode=0o755)  # root's: uid 65534 may read, not write
+        rw = top / "rw"
+        rw.mkdir()
+        rw.chmod(0o777)
+
+        def run(out_dir, tmp_dir):
+            return subprocess.run([*argv, "-o", str(out_dir), str(top / "t.py")], env=dict(env, TMPDIR=str(tmp_dir)),
+                                  cwd=rw, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+
+        r = run(rw, rw)
+        assert r.returncode == 0, r.stderr
+        r = run(ro, rw)
+        assert r.returncode == 2, r.stderr
+        assert f"argument -o/--output_directory: {ro} is not a writeable directory" in r.stderr
+        r = run(rw, ro)
+        assert r.returncode != 0, r.stderr
+        assert f"The directory defined by TMPDIR, TEMP, TMP, or CWD: {ro} is not writeable" in r.stderr
 
 
 def test_missing_test_script_and_no_vlans(bed):
@@ -131,6 +157,46 @@ with no_bad_file:
     assert r.returncode == 1
     assert "Polling condition succeeded: no /tmp/bad in the guest" in r.stderr
     assert "PollingConditionFailed: Polling condition failed: no /tmp/bad in the guest" in r.stderr
+
+
+def test_polling_condition_runs_before_every_command_and_its_failure_reaches_the_script(bed):
+    # Counted by the condition itself: once before each command and monitor
+    # command inside `with`, never outside it; when it stops holding, the
+    # command is not run and PollingConditionFailed reaches the script.
+    script = bed.script("mini", "machine")
+    r = bed.run_driver(
+        """
+from test_driver.errors import PollingConditionFailed
+calls = []
+
+@polling_condition(seconds_interval=0)
+def counted():
+    "the counted condition"
+    calls.append(1)
+    return not os.path.exists("bad")
+
+machine.succeed("true")
+assert calls == [], calls
+with counted:
+    machine.succeed("true")
+    machine.execute("true")
+    machine.send_monitor_command("info status")
+    assert len(calls) == 3, calls
+    open("bad", "w").close()
+    try:
+        machine.succeed("touch /tmp/ran")
+        raise AssertionError("the command ran although the condition failed")
+    except PollingConditionFailed as e:
+        assert "Polling condition failed: the counted condition" in str(e), str(e)
+    assert len(calls) == 4, calls
+    os.remove("bad")
+machine.fail("test -e /tmp/ran")
+assert len(calls) == 4, calls
+print("polling-checked")
+""",
+        args=["--start-scripts", script, "--"])
+    assert r.returncode == 0, r.stderr
+    assert "polling-checked" in r.stdout
 
 
 def test_interactive_flag_reads_commands(bed):

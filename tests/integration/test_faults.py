@@ -16,9 +16,20 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fault"))
-from faultlib import (CATCH, Live, fake_env, fake_script, failed_at, fault_time, leftovers, parse_log,  # noqa: E402
-                      pid_wrapper)
+from faultlib import (CATCH, Live, fake_env, fake_script, failed_at, fault_time, leftovers,  # noqa: E402
+                      no_inner_traceback, parse_log, pid_wrapper)
 from conftest import driver_exe  # noqa: E402
+
+
+# Bounds for a loaded 2-core machine (other builds and guests running): far
+# above what it takes (measured with TD_FAULT_REPORT at load 9: a fault
+# noticed in 0.01-0.51 s, a signal ends the run in 0.02 s, 4.7 s with the
+# cleanup grace, a 2 s global timeout in 2.1 s), still far below a hang (the
+# commands here sleep 60 s; the host bounds are 60 s and more).
+FAULT_NOTICED_WITHIN = 5
+SIGNAL_ENDS_RUN_WITHIN = 10
+CLEANUP_GRACE = 5  # the driver's SIGTERM-to-SIGKILL grace for a QEMU that ignores SIGTERM
+GLOBAL_TIMEOUT_SLACK = 15
 
 
 def report(case, error, took, left):
@@ -43,10 +54,7 @@ def check_common(bed, case, r, status=1, max_fail_delay=None, error_parts=()):
     assert r.returncode == status, r.stderr
     for part in error_parts:
         assert part in r.stderr, f"{part!r} not in:\n{r.stderr}"
-    # A traceback may show the test script's frames, never the driver's own.
-    for line in r.stderr.splitlines():
-        if line.strip().startswith('File "'):
-            assert "test_driver" not in line and "<frozen" not in line, r.stderr
+    no_inner_traceback(r.stderr)
     took = None
     if max_fail_delay is not None:
         t_fault, t_error = fault_time(bed), failed_at(r.stdout)
@@ -70,7 +78,7 @@ def test_baseline_fake_qemu_behaves(bed):
 
 def test_exits_at_once_with_status_3(bed):
     r = run_fake(bed, "exit3", "_guard(lambda: machine.start())\n")
-    check_common(bed, "QEMU exits 3 at once", r, max_fail_delay=2,
+    check_common(bed, "QEMU exits 3 at once", r, max_fail_delay=FAULT_NOTICED_WITHIN,
                  error_parts=["machine 'machine'", "QEMU exited (exit code 3)", "could not open disk image"])
 
 
@@ -105,32 +113,32 @@ def test_no_backdoor_line(bed):
 
 def test_exits_mid_command(bed):
     r = run_fake(bed, "exit-mid-command", "_guard(lambda: machine.succeed('sleep 1'))\n")
-    check_common(bed, "QEMU exits mid-command", r, max_fail_delay=2,
+    check_common(bed, "QEMU exits mid-command", r, max_fail_delay=FAULT_NOTICED_WITHIN,
                  error_parts=["machine 'machine'", "running `sleep 1`", "QEMU exited (exit code 5)",
                               "dying in the middle of a command"])
 
 
 def test_partial_frame_then_exit(bed):
     r = run_fake(bed, "partial-frame", "_guard(lambda: machine.succeed('echo hello world'))\n")
-    check_common(bed, "half an output frame, then exit", r, max_fail_delay=2,
+    check_common(bed, "half an output frame, then exit", r, max_fail_delay=FAULT_NOTICED_WITHIN,
                  error_parts=["machine 'machine'", "QEMU exited (exit code 6)", "dying after half a frame"])
 
 
 def test_garbage_frame(bed):
     r = run_fake(bed, "garbage-frame", "_guard(lambda: machine.succeed('echo hello'))\n")
-    check_common(bed, "garbage instead of the frame", r, max_fail_delay=2,
+    check_common(bed, "garbage instead of the frame", r, max_fail_delay=FAULT_NOTICED_WITHIN,
                  error_parts=["machine 'machine'", "not the driver's output frame"])
 
 
 def test_garbage_status(bed):
     r = run_fake(bed, "garbage-status", "_guard(lambda: machine.succeed('echo hello'))\n")
-    check_common(bed, "garbage instead of the exit status", r, max_fail_delay=2,
+    check_common(bed, "garbage instead of the exit status", r, max_fail_delay=FAULT_NOTICED_WITHIN,
                  error_parts=["machine 'machine'", "expected an exit status"])
 
 
 def test_monitor_command_then_exit(bed):
     r = run_fake(bed, "monitor-hang", "machine.succeed('true')\n_guard(lambda: machine.send_monitor_command('info status'))\n")
-    check_common(bed, "QEMU exits during a monitor command", r, max_fail_delay=2,
+    check_common(bed, "QEMU exits during a monitor command", r, max_fail_delay=FAULT_NOTICED_WITHIN,
                  error_parts=["machine 'machine'", "QEMU exited (exit code 7)", "monitor hung"])
 
 
@@ -185,13 +193,13 @@ def run_real(bed, script_text):
 def test_real_qemu_killed_before_the_shell_connects(bed):
     r = run_real(bed, "_kill_when(lambda: os.path.exists(%r), 0)\n_guard(lambda: machine.start())\n"
                  % str(bed.root / "qemu.pid"))
-    check_common(bed, "real QEMU SIGKILLed before the shell connects", r, max_fail_delay=2,
+    check_common(bed, "real QEMU SIGKILLed before the shell connects", r, max_fail_delay=FAULT_NOTICED_WITHIN,
                  error_parts=["machine 'machine'", "QEMU exited (signal 9 (SIGKILL))"])
 
 
 def test_real_qemu_killed_during_boot(bed):
     r = run_real(bed, "machine.start()\n_kill_when(lambda: True, 1)\n_guard(lambda: machine.succeed('true'))\n")
-    check_common(bed, "real QEMU SIGKILLed during boot", r, max_fail_delay=2,
+    check_common(bed, "real QEMU SIGKILLed during boot", r, max_fail_delay=FAULT_NOTICED_WITHIN,
                  error_parts=["machine 'machine'", "waiting for the guest's backdoor shell",
                               "QEMU exited (signal 9 (SIGKILL))", "last lines of QEMU's output"])
 
@@ -199,7 +207,7 @@ def test_real_qemu_killed_during_boot(bed):
 def test_real_qemu_killed_mid_execute(bed):
     r = run_real(bed, "machine.succeed('true')\n_kill_when(lambda: True, 1)\n"
                       "_guard(lambda: machine.succeed('sleep 60'))\n")
-    check_common(bed, "real QEMU SIGKILLed mid-execute", r, max_fail_delay=2,
+    check_common(bed, "real QEMU SIGKILLed mid-execute", r, max_fail_delay=FAULT_NOTICED_WITHIN,
                  error_parts=["machine 'machine'", "running `sleep 60`", "QEMU exited (signal 9 (SIGKILL))"])
 
 
@@ -209,7 +217,7 @@ def test_real_qemu_killed_during_monitor_command(bed):
     r = run_real(bed, "machine.succeed('true')\nos.kill(int(open(%r).read()), signal.SIGSTOP)\n"
                       "_kill_when(lambda: True, 1)\n_guard(lambda: machine.send_monitor_command('info status'))\n"
                  % str(bed.root / "qemu.pid"))
-    check_common(bed, "real QEMU SIGKILLed during a monitor command", r, max_fail_delay=2,
+    check_common(bed, "real QEMU SIGKILLed during a monitor command", r, max_fail_delay=FAULT_NOTICED_WITHIN,
                  error_parts=["machine 'machine'", "QEMU exited (signal 9 (SIGKILL))"])
 
 
@@ -247,12 +255,12 @@ def test_signal_at_each_phase(bed, phase, sig):
     err = live.stderr()
     assert status == 130, err
     assert "interrupted" in err
-    assert "Traceback" not in err or phase == "before-boot" or 'File "' in err
+    no_inner_traceback(err)
     # Cleanup ran and nothing is left, not even a zombie of the driver.
     left = leftovers(bed)
     assert not left, f"left behind: {left}"
     parse_log(bed)
-    limit = 8 if phase == "during-cleanup" else 3
+    limit = SIGNAL_ENDS_RUN_WITHIN + (CLEANUP_GRACE if phase == "during-cleanup" else 0)
     assert live.took < limit, f"took {live.took:.1f} s to end"
     report(f"{sig.name} {phase}", "exit 130; interrupted", f"{live.took:.2f} s to exit", left or "none")
 
@@ -266,7 +274,7 @@ def test_global_timeout_ends_a_hung_script(bed):
     took = time.monotonic() - t0
     assert r.returncode == 1, r.stderr
     assert "global timeout of 2 seconds reached" in r.stderr
-    assert took < 6
+    assert took < 2 + GLOBAL_TIMEOUT_SLACK, f"the 2 s global timeout ended the run after {took:.1f} s"
     assert not leftovers(bed)
     parse_log(bed)
     report("global timeout 2 s (script catches Exception)", "global timeout of 2 seconds reached", f"{took:.1f} s run",
@@ -328,7 +336,7 @@ def test_qemu_and_vde_switch_die_with_the_driver(bed, how):
             live.proc.kill()
             live.proc.wait()
     assert not left, f"left behind: {left}"
-    assert took < 3, f"QEMU and vde_switch took {took:.2f} s to die"
+    assert took < SIGNAL_ENDS_RUN_WITHIN, f"QEMU and vde_switch took {took:.2f} s to die"
     assert qemu in pids
     report(f"driver ends by {how}", "(no cleanup runs)", f"{took:.2f} s until QEMU and vde_switch are gone", "none")
 
@@ -466,7 +474,7 @@ def test_a_thread_that_never_ends_gets_the_rest_of_the_global_timeout(bed):
                               "global timeout of 4 seconds reached with threads of the test script still running: "
                               "stuck-worker"])
     assert r.stderr.index("kill machine") < r.stderr.index("waiting for the test script's threads")
-    assert 4 <= took < 8, f"took {took:.1f} s"
+    assert 4 <= took < 4 + GLOBAL_TIMEOUT_SLACK, f"took {took:.1f} s"
 
 
 def test_sigterm_while_waiting_for_a_thread_exits_130(bed):
@@ -475,6 +483,6 @@ def test_sigterm_while_waiting_for_a_thread_exits_130(bed):
     live.signal(signal.SIGTERM)
     assert live.finish(timeout=10) == 130, live.stderr()
     assert "interrupted while waiting for the test script's threads: stuck-worker" in live.stderr()
-    assert live.took < 3
+    assert live.took < SIGNAL_ENDS_RUN_WITHIN
     assert not leftovers(bed)
     parse_log(bed)

@@ -35,17 +35,56 @@ def test_qemu_dying_mid_command_fails_fast(bed):
     m = make(bed, "dies")
     m.connect()
     pid = m.pid
-    # QEMU is killed while the command runs in the guest, not before.
-    killer = threading.Timer(1.0, os.kill, (pid, signal.SIGKILL))
-    start = time.monotonic()
+    # QEMU is killed once the command runs in the guest (it says so through
+    # the 9p share), not before.
+    started = m.shared_dir / "started"
+
+    def kill_when_started():
+        deadline = time.monotonic() + 60
+        while not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        kill_times.append(time.monotonic())
+        os.kill(pid, signal.SIGKILL)
+
+    kill_times = []
+    killer = threading.Thread(target=kill_when_started)
     killer.start()
     try:
-        with pytest.raises(errors.MachineError, match=r"machine 'dies': .*QEMU exited \(signal 9 \(SIGKILL\)\)"):
-            m.execute("sleep 20")
+        with pytest.raises(errors.MachineError, match=r"machine 'dies': running `touch /tmp/shared/started; sleep 60`: .*"
+                                                      r"QEMU exited \(signal 9 \(SIGKILL\)\)"):
+            m.execute("touch /tmp/shared/started; sleep 60")
+        failed_at = time.monotonic()
     finally:
-        killer.cancel()
-    took = time.monotonic() - start
-    assert 1.0 <= took < 6
+        killer.join()
+    assert started.exists(), "the command never ran in the guest"
+    # The pidfd watch ends the wait at once; 20 s is far below the command's
+    # own 60 s and its host bound.
+    assert failed_at - kill_times[0] < 20
+    m.release()
+
+
+def test_allow_reboot_reboots_and_the_guest_is_reached_again(bed):
+    m = make(bed, "reboots", allow_reboot=True)
+    m.connect()
+    pid = m.pid
+    boot_id = m.succeed("cat /proc/sys/kernel/random/boot_id").strip()
+    m.execute("(sleep 0.5; reboot -f) >/dev/null 2>&1 &")
+    m.connected = False
+    # The next command waits for the new boot's shell, in the same QEMU.
+    assert m.succeed("cat /proc/sys/kernel/random/boot_id", timeout=120).strip() != boot_id
+    assert m.pid == pid and m.booted and m.connected
+    m.release()
+
+
+def test_without_allow_reboot_a_reboot_ends_qemu(bed):
+    m = make(bed, "noreboot")
+    m.connect()
+    pid = m.pid
+    m.execute("(sleep 0.5; reboot -f) >/dev/null 2>&1 &")
+    m.wait_for_shutdown(timeout=120)  # -no-reboot: QEMU exits
+    assert not m.booted
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
     m.release()
 
 

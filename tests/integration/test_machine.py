@@ -94,6 +94,8 @@ def test_wait_until_succeeds_and_fails(machine):
     machine.wait_until_fails("test -e /tmp/flag", timeout=30)
     with pytest.raises(errors.RequestedAssertionFailed, match=r"action timed out after [12]\.\d\d seconds \(timeout=2\)"):
         machine.wait_until_succeeds("false", timeout=2)
+    with pytest.raises(errors.RequestedAssertionFailed, match=r"action timed out after \d+\.\d\d seconds \(timeout=2\)"):
+        machine.wait_until_fails("true", timeout=2)
 
 
 def test_monitor_reply_longer_than_10k(machine):

@@ -51,3 +51,51 @@ def test_set_link_through_qmp(machine):
     machine.wait_until_succeeds(f"test \"$(cat /sys/class/net/{iface}/carrier)\" = 0", timeout=30)
     machine.qmp_command("set_link", {"name": "virtio-net-pci.0", "up": True})
     machine.wait_until_succeeds(f"test \"$(cat /sys/class/net/{iface}/carrier)\" = 1", timeout=30)
+
+
+
+def test_a_start_command_without_qmp_falls_back_to_the_human_monitor(tmp_path):
+    # A start script that drops the driver's -qmp option: crash, screenshots
+    # and block/unblock still work, through the human monitor.
+    bed = Bed(tmp_path)
+    real = bed.script("mini", "noqmp", vlans=[1])
+    wrapper = bed.scripts / "wrap" / "run-noqmp-vm"
+    wrapper.parent.mkdir()
+    wrapper.write_text("#!/bin/bash\nargs=()\nwhile [ $# -gt 0 ]; do\n"
+                       "  if [ \"$1\" = -qmp ]; then shift 2; continue; fi\n"
+                       "  args+=(\"$1\"); shift\ndone\n"
+                       f"exec {real} \"${{args[@]}}\"\n")
+    wrapper.chmod(0o755)
+    r = bed.run_driver(NO_QMP_SCRIPT, args=["-o", str(bed.out), "--vlans", "1", "--start-scripts", str(wrapper), "--"])
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert "QMP is not available" in r.stderr
+    assert "no-qmp-checked" in r.stdout
+    assert (bed.out / "noqmpshot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+NO_QMP_SCRIPT = """
+from test_driver.errors import Error
+noqmp.start()
+assert noqmp.qmp_client is None
+try:
+    noqmp.qmp_command("query-status")
+    raise AssertionError("qmp_command worked without QMP")
+except Error as e:
+    assert "QMP is not connected" in str(e), str(e)
+noqmp.screenshot("noqmpshot")
+carrier = "cat /sys/class/net/eth1/carrier"
+noqmp.wait_until_succeeds(f"test $({carrier}) = 1", timeout=60)
+noqmp.block()
+noqmp.wait_until_succeeds(f"test $({carrier}) = 0", timeout=30)
+noqmp.unblock()
+noqmp.wait_until_succeeds(f"test $({carrier}) = 1", timeout=30)
+pid = noqmp.pid
+noqmp.crash()
+assert not noqmp.booted
+try:
+    os.kill(pid, 0)
+    raise AssertionError("QEMU still runs after crash()")
+except ProcessLookupError:
+    pass
+print("no-qmp-checked")
+"""

@@ -70,6 +70,15 @@ def test_user_units_through_su(machine):
     assert status == 0
     machine.wait_for_unit("napper.service", user="alice", timeout=60)
     assert machine.get_unit_info("napper.service", user="alice")["ActiveState"] == "active"
+    # daemon-reload reaches alice's manager: the running unit's changed file
+    # is seen only after it.
+    machine.succeed("sed -i 's/sleep 1000/sleep 1001/' ~alice/.config/systemd/user/napper.service")
+    assert "sleep 1000" in machine.get_unit_property("napper.service", "ExecStart", user="alice")
+    assert machine.get_unit_property("napper.service", "NeedDaemonReload", user="alice") == "yes"
+    status, _ = machine.systemctl("daemon-reload", user="alice")
+    assert status == 0
+    assert machine.get_unit_property("napper.service", "NeedDaemonReload", user="alice") == "no"
+    assert "sleep 1001" in machine.get_unit_property("napper.service", "ExecStart", user="alice")
     status, _ = machine.stop_job("napper.service", user="alice")
     assert status == 0
     assert machine.get_unit_info("napper.service", user="alice")["ActiveState"] == "inactive"

@@ -57,9 +57,10 @@ TEST(Retry, PollsAFewTimesPerSecondAtMost) {
     }, 2);
   } catch (const td::RequestedAssertionFailed&) {
   }
-  // 20 ms at first, then a sixteenth of the time waited: ~45 calls in 2 s
-  // (a fixed 20 ms would be 100).
-  EXPECT_GT(calls, 20);
+  // 20 ms at first, then a sixteenth of the time waited: ~45 calls in 2 s on
+  // an idle machine (a fixed 20 ms would be 100). A loaded one makes fewer,
+  // never more; 5 still catches waits an order of magnitude too long.
+  EXPECT_GE(calls, 5);
   EXPECT_LT(calls, 70);
 }
 
