@@ -50,9 +50,8 @@ std::pair<int, std::string> BaseMachine::run_command(const std::string& command,
   // The command reaches the guest's bash as one quoted word either way, so
   // that no quote, comment or parenthesis in it can leave bash waiting for
   // more input (the reference hung there when there was no timeout).
-  std::string wrapped = options.timeout
-                            ? fmt::format("timeout {} sh -c {}", options.timeout->to_string(), shell_quote(command))
-                            : "eval " + bash_ansi_c_quote(command);
+  std::string wrapped = options.timeout ? guest_timeout_command(command, *options.timeout)
+                                        : "eval " + bash_ansi_c_quote(command);
   ShellCommand request;
   request.description = command;
   request.line = shell_command_line(wrapped, options.check_output, options.check_return);

@@ -1,10 +1,14 @@
-// The commands the driver builds for the guest's bash (guest_poll.h), run by
-// a real bash on a socket pair, as the guest's backdoor runs it.
+// The commands the driver builds for the guest's bash (guest_poll.h, and
+// shell_protocol.h's guest_timeout_command), run by a real bash on a socket
+// pair, as the guest's backdoor runs it.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <boost/asio/local/stream_protocol.hpp>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -28,13 +32,15 @@ class GuestCommandsTest : public ::testing::Test {
     auto [ours, theirs] = td_test::socket_pair();
     session.socket().assign(boost::asio::local::stream_protocol(), ours.release());
     td::Process::Options options;
-    options.argv = {"bash", "--norc", "-c", "echo 'Spawning backdoor root shell...'; exec bash --norc"};
+    // Named so that the shell and its forks (subshells) can be found in /proc.
+    options.argv = {"bash", "--norc", "-c", "echo 'Spawning backdoor root shell...'; exec -a " + marker() + " bash --norc"};
     options.stdin_fd = theirs.get();
     options.capture_stdout = false;
     options.stdout_fd = theirs.get();
     options.capture_stderr_apart = true;
     bash = td::Process::spawn(options);
     session.wait_for_greeting(td::Duration(10), [](td::Duration) {});
+    run("true");  // the greeting comes before the exec
     dir = std::filesystem::temp_directory_path() / ("td-guest-commands-" + std::to_string(::getpid()));
     std::filesystem::create_directories(dir);
   }
@@ -57,6 +63,35 @@ class GuestCommandsTest : public ::testing::Test {
     return run_wrapped("eval " + td::bash_ansi_c_quote(command), host_seconds);
   }
   std::string file(const std::string& name) { return td::shell_quote((dir / name).string()); }
+  // What run_command sends for execute(command, timeout=seconds).
+  td::ShellResult run_with_timeout(const std::string& command, double seconds) {
+    return run_wrapped(td::guest_timeout_command(command, td::Duration(seconds)), seconds + 60);
+  }
+
+  static std::string marker() { return "td-guest-shell-" + std::to_string(::getpid()); }
+  // The processes whose command line starts with `prefix`.
+  static std::set<int> processes_named(const std::string& prefix) {
+    std::set<int> found;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+      std::string name = entry.path().filename().string();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      std::ifstream in(entry.path() / "cmdline");
+      std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (cmdline.rfind(prefix, 0) == 0) found.insert(std::stoi(name));
+    }
+    return found;
+  }
+  // The shell's processes become `expected` within 5 s (a killed watchdog
+  // takes a moment to go).
+  static std::set<int> shell_processes_settle_to(const std::set<int>& expected) {
+    std::set<int> now;
+    for (int i = 0; i < 100; ++i) {
+      now = processes_named(marker());
+      if (now == expected) break;
+      std::this_thread::sleep_for(50ms);
+    }
+    return now;
+  }
 
   td_test::InterruptReset interrupts_;
   td::EventLoop loop;
@@ -136,4 +171,70 @@ TEST_F(GuestCommandsTest, TheAbandonLineIsHarmlessWhenThePollHasEndedAlready) {
   std::this_thread::sleep_for(400ms);
   EXPECT_EQ(run("echo after", 20).output, "after\n");
   EXPECT_EQ(run("echo again").output, "again\n");
+}
+
+// ---- guest_timeout_command: execute(cmd, timeout=N) ----
+
+TEST_F(GuestCommandsTest, ACommandThatEndsInTimeKeepsItsStatusAndOutputAndLeavesNoProcess) {
+  auto shell = processes_named(marker());
+  ASSERT_EQ(shell.size(), 1u);
+  Stopwatch watch;
+  auto result = run_with_timeout("echo hi; echo err >&2; exit 3", 30);
+  EXPECT_EQ(result.status, 3);
+  EXPECT_EQ(result.output, "hi\n");
+  EXPECT_LT(watch.seconds(), 20);  // not held until the timeout
+  // The watchdog was killed, the command's subshell is gone.
+  EXPECT_EQ(shell_processes_settle_to(shell), shell);
+  EXPECT_EQ(run("echo next").output, "next\n");
+}
+
+TEST_F(GuestCommandsTest, ACommandPastItsTimeoutIsKilledWithItsChildrenAndExits124) {
+  auto shell = processes_named(marker());
+  std::string child = "td-timeout-child-" + std::to_string(::getpid());
+  Stopwatch watch;
+  auto result = run_with_timeout("(exec -a " + child + " sleep 30); echo never", 1);
+  double took = watch.seconds();
+  EXPECT_EQ(result.status, 124);
+  EXPECT_EQ(result.output, "");
+  EXPECT_GE(took, 1.0);
+  EXPECT_LT(took, 20);
+  EXPECT_TRUE(processes_named(child).empty());
+  EXPECT_EQ(shell_processes_settle_to(shell), shell);
+  EXPECT_EQ(run("echo next").output, "next\n");
+}
+
+TEST_F(GuestCommandsTest, ACommandThatIgnoresSigtermRunsOnAndStillExits124) {
+  // As coreutils' timeout without --kill-after: SIGTERM, then wait.
+  auto result = run_with_timeout("trap '' TERM; sleep 1.5; echo finished", 0.5);
+  EXPECT_EQ(result.status, 124);
+  EXPECT_EQ(result.output, "finished\n");
+}
+
+TEST_F(GuestCommandsTest, ATimedCommandRunsAsShDoesWithoutStrictOptionsAndReadsItsInput) {
+  // sh -c: no errexit, nounset or pipefail.
+  EXPECT_EQ(run_with_timeout("false; echo after-false", 30).output, "after-false\n");
+  EXPECT_EQ(run_with_timeout("false | true", 30).status, 0);
+  EXPECT_EQ(run_with_timeout("echo \"[$undefined_variable]\"", 30).output, "[]\n");
+  // A quote or comment in the command cannot leave bash waiting for more.
+  EXPECT_EQ(run_with_timeout("echo 'unbalanced", 30).status, 2);
+  EXPECT_EQ(run_with_timeout("echo a # comment", 30).output, "a\n");
+  // Its input follows the command line, as without a timeout.
+  td::ShellCommand c;
+  c.description = "head";
+  c.line = td::shell_command_line(td::guest_timeout_command("head -c 5", td::Duration(30)), true, true) + "abcde";
+  c.deadline = td::Deadline::after(td::Duration(60));
+  auto result = session.run(c);
+  EXPECT_EQ(result.status, 0);
+  EXPECT_EQ(result.output, "abcde");
+  EXPECT_EQ(run("echo next").output, "next\n");
+}
+
+TEST_F(GuestCommandsTest, ATimeoutWorksWhereNoPtyCanBeOpened) {
+  // A guest without devpts: the watchdog's pause falls back to sleep.
+  std::string command = td::guest_timeout_command("sleep 30", td::Duration(0.5));
+  auto at = command.find("/dev/ptmx");
+  ASSERT_NE(at, std::string::npos);
+  command.replace(at, 9, "/nonexistent/ptmx");
+  EXPECT_EQ(run_wrapped(command, 60).status, 124);
+  EXPECT_EQ(run_wrapped(td::guest_timeout_command("exit 7", td::Duration(30)), 60).status, 7);
 }
