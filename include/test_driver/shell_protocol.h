@@ -30,7 +30,8 @@ std::string shell_command_line(std::string_view wrapped, bool check_output, bool
 // on NixOS is bash in POSIX mode) in a process group of its own; a watchdog
 // subshell pauses with `read -t N` on a pty master nobody writes (or `sleep`
 // where /dev/ptmx cannot be opened), and when the time is up sends SIGTERM
-// to the command's process group, like `timeout`; then the status is 124.
+// (then SIGCONT) to the command's process group, like `timeout`; then the
+// status is 124.
 // A command that ends first kills the watchdog (a builtin), so no program is
 // started unless the deadline passes.
 std::string guest_timeout_command(std::string_view command, Duration timeout);
