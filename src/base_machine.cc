@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "test_driver/errors.h"
+#include "test_driver/guest_poll.h"
 #include "test_driver/hang_bounds.h"
 #include "test_driver/retry.h"
 #include "test_driver/shell_protocol.h"
@@ -48,9 +49,8 @@ std::pair<int, std::string> BaseMachine::run_command(const std::string& command,
   // The command reaches the guest's bash as one quoted word either way, so
   // that no quote, comment or parenthesis in it can leave bash waiting for
   // more input (the reference hung there when there was no timeout).
-  std::string wrapped = options.timeout
-                            ? fmt::format("timeout {} sh -c {}", options.timeout->to_string(), shell_quote(command))
-                            : "eval " + bash_ansi_c_quote(command);
+  std::string wrapped = options.timeout ? guest_timeout_command(command, *options.timeout)
+                                        : "eval " + bash_ansi_c_quote(command);
   ShellCommand request;
   request.description = command;
   request.line = shell_command_line(wrapped, options.check_output, options.check_return);
@@ -58,6 +58,7 @@ std::pair<int, std::string> BaseMachine::run_command(const std::string& command,
   // script byte by byte, so the bytes after the newline are the command's).
   request.line += options.input;
   request.has_status = options.check_return;
+  request.abandon_line = options.abandon_line;
   if (options.timeout)
     request.deadline = host_deadline(Deadline::after(*options.timeout));
   else if (options.probe_until)
@@ -68,6 +69,26 @@ std::pair<int, std::string> BaseMachine::run_command(const std::string& command,
   if (!options.check_return) return {-1, std::move(result.output)};
   if (!options.check_output) return {-2, ""};
   return {result.status, std::move(result.output)};
+}
+
+void BaseMachine::poll_in_guest(const std::string& condition, Clock::time_point start, Deadline deadline,
+                                Duration timeout) {
+  // The guest's loop ends at the deadline by its own clock; the driver waits
+  // for it until the deadline plus kHostTimeoutMargin. A loop that ends
+  // early by the driver's clock is sent again for what is left.
+  for (;;) {
+    Duration given = deadline.remaining();
+    auto sent = Clock::now();
+    auto [status, out] = run_command(guest_poll_command(condition, given),
+                                     {.probe_until = host_deadline(deadline), .abandon_line = kGuestPollAbandonLine});
+    if (status == 0) return;
+    if (deadline.passed() && status == kGuestPollTimedOut) throw_timed_out(start, timeout);
+    // Less than half of its time: not the guest's clock, but a condition
+    // that makes the loop exit (an error under `set -u`).
+    if (status != kGuestPollTimedOut || Duration(Clock::now() - sent).seconds() < given.seconds() / 2)
+      throw MachineError(fmt::format("{}: the guest's poll for `{}` ended early with status {}: {}", label(), condition,
+                                     status, out));
+  }
 }
 
 std::string BaseMachine::succeed(const std::vector<std::string>& commands, std::optional<Duration> timeout) {

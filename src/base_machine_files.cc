@@ -40,9 +40,8 @@ class SharedTempDir {
 
 void BaseMachine::wait_for_file(const std::string& filename, Duration timeout) {
   auto nest = nested(fmt::format("waiting for file ‘{}‘", filename));
-  auto wait_deadline = Deadline::after(timeout);
-  auto deadline = host_deadline(wait_deadline);
-  retry_until([&](bool) { return probe("test -e " + shell_quote(filename), deadline).first == 0; }, wait_deadline, timeout);
+  auto start = Clock::now();
+  poll_in_guest("test -e " + shell_quote(filename), start, Deadline::after(timeout), timeout);
 }
 
 void BaseMachine::copy_from_host_via_shell(const std::filesystem::path& source, const std::string& target) {

@@ -118,6 +118,19 @@ Machine::Machine(Options options) : BaseMachine(setup_of(options)), options_(std
   if (const char* t = std::getenv("TEST_DRIVER_CONNECT_TIMEOUT")) connect_timeout_ = std::max(0.0, std::atof(t));
   if (const char* c = std::getenv("TEST_DRIVER_BOOT_CACHE"); c && *c && options_.boot_cache.empty())
     options_.boot_cache = c;
+  if (const char* a = std::getenv("TEST_DRIVER_NO_GUEST_ASLR"))
+    turn_off_guest_aslr_ = std::string_view(a) != "" && std::string_view(a) != "0";
+}
+
+void Machine::apply_guest_settings() {
+  if (!turn_off_guest_aslr_) return;
+  // A builtin's redirection: no process. After the boot cache saved the
+  // boot, so that its entry is the guest as it booted.
+  auto [status, out] = run_command("echo 0 > /proc/sys/kernel/randomize_va_space", {});
+  if (status != 0)
+    throw MachineError(fmt::format("{}: cannot turn off address-space randomisation (TEST_DRIVER_NO_GUEST_ASLR): {}",
+                                   label(), out));
+  log("address-space randomisation turned off in the guest (TEST_DRIVER_NO_GUEST_ASLR)");
 }
 
 Machine::~Machine() {
@@ -288,6 +301,7 @@ void Machine::connect() {
   connected_ = true;
   rootlog().machine_event(name(), RunRecord::MachineEvent::connected);
   if (pending_cache_key_) save_boot_to_cache();
+  apply_guest_settings();
 }
 
 void Machine::switch_root() {

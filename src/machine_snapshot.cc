@@ -170,6 +170,7 @@ std::string Machine::restore_state(const SavedState& state) {
     connected_ = true;
     auto t2 = Clock::now();
     after_resume(state);
+    apply_guest_settings();
     auto t3 = Clock::now();
     auto s = [](auto d) { return std::chrono::duration<double>(d).count(); };
     return fmt::format("state loaded {:.2f} s, shell {:.2f} s, clock and shares {:.2f} s", s(t1 - t0), s(t2 - t1),

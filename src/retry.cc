@@ -34,7 +34,12 @@ void retry_until(const std::function<bool(bool)>& fn, Deadline deadline, Duratio
     double room = (Seconds(deadline.time_point() - now) - last_call).count();
     interrupt::sleep_for(Seconds(std::max(0.0, std::min(interval, room))));
   }
+  throw_timed_out(start, timeout);
+}
+
+void throw_timed_out(Clock::time_point start, Duration timeout) {
   // Upstream's message: the time taken, and the timeout given.
+  using Seconds = std::chrono::duration<double>;
   throw RequestedAssertionFailed(fmt::format("action timed out after {:.2f} seconds (timeout={})",
                                              Seconds(Clock::now() - start).count(), timeout.to_string()));
 }

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cctype>
 
+#include "test_driver/shell_words.h"
+
 namespace td {
 
 std::string shell_command_line(std::string_view wrapped, bool check_output, bool check_return) {
@@ -12,6 +14,25 @@ std::string shell_command_line(std::string_view wrapped, bool check_output, bool
       "( set -euo pipefail; {} ) {}| "
       "{{ LC_ALL=C; IFS= read -r -d '' -n 1 c && {{ printf %02x \"'$c\"; base64 --wrap 0; }}; }}; echo{}\n",
       wrapped, check_output ? "" : ">/dev/null 2>&1 ", check_return ? " \" ${PIPESTATUS[0]}\"" : "");
+}
+
+std::string guest_timeout_command(std::string_view command, Duration timeout) {
+  // s: this subshell, which the watchdog tells with USR1 that it fired. With
+  // job control (set -m) each background job gets its process group; its
+  // notices go to the saved stderr's stand-in /dev/null, the command's
+  // stderr to the real one (fd 3). `wait` returns early when the trap runs,
+  // so it is repeated until the command is gone. The command's input is
+  // the shell's (<&0: a background job's would be /dev/null). SIGCONT after
+  // SIGTERM, as coreutils' timeout: a stopped command gets the signal too.
+  std::string n = timeout.to_string();
+  return fmt::format(
+      "exec 3>&2 2>/dev/null; set +e -m; f=0; trap f=1 USR1; s=$BASHPID; "
+      "( exec 2>&3 3>&-; set +u +o pipefail -o posix; eval {command} ) <&0 & c=$!; "
+      "{{ r=0; read -r -t {n} _ <>/dev/ptmx || r=$?; (( r > 128 )) || sleep {n}; kill -USR1 $s; kill -TERM -- -$c; kill -CONT -- -$c; }} "
+      ">/dev/null 3>&- & w=$!; "
+      "while :; do st=0; wait $c || st=$?; kill -0 $c || break; done; "
+      "kill $w; (( f )) && st=124; exit $st",
+      fmt::arg("command", bash_ansi_c_quote(command)), fmt::arg("n", n));
 }
 
 namespace {

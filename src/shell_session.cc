@@ -95,6 +95,11 @@ void ShellSession::finish_stale_command() {
   std::string step = fmt::format("waiting for the earlier command `{}` (the driver stopped waiting for it)",
                                  stale_->description);
   owner_.log(step);
+  if (!stale_->abandon_line.empty()) {
+    std::string line = std::move(stale_->abandon_line);
+    stale_->abandon_line.clear();
+    write(line, step);
+  }
   ShellReply dropped(true);
   if (!read_reply(dropped, stale_->deadline, step)) {
     // The next command waits for it again, as long.
@@ -114,13 +119,13 @@ ShellResult ShellSession::run(const ShellCommand& command) {
   try {
     answered = read_reply(reply, command.deadline, step);
   } catch (const Interrupted&) {
-    stale_ = StaleCommand{command.description, command.deadline};
+    stale_ = StaleCommand{command.description, command.deadline, std::string(command.abandon_line)};
     throw;
   }
   if (!answered) {
     // A probe's guest command has no timeout of its own: give it a grace
     // period before the next command gives up on the shell.
-    stale_ = StaleCommand{command.description, Deadline::after(hang_bounds::stale_grace())};
+    stale_ = StaleCommand{command.description, Deadline::after(hang_bounds::stale_grace()), std::string(command.abandon_line)};
     throw MachineError(
         fmt::format("{}: {}: no answer from the guest shell in time{}", label_, step, owner_.recent_output()));
   }

@@ -49,6 +49,8 @@ def round_trip(fn):
 if "roundtrip" in figs:
     B.figure(["rt_succeed"], lambda: {"rt_succeed": round_trip(lambda: machine.succeed("true"))})
     B.figure(["rt_execute"], lambda: {"rt_execute": round_trip(lambda: machine.execute("true", timeout=None))})
+    # execute()'s default timeout (900 s): the reference starts `timeout` and `sh` per command.
+    B.figure(["rt_execute_default"], lambda: {"rt_execute_default": round_trip(lambda: machine.execute("true"))})
 
 
 # -- 4: output throughput and copies --------------------------------------

@@ -158,6 +158,8 @@ class BaseMachine : public ChannelOwner {
     // A probe of the driver's own: no guest-side timeout process, the
     // driver stops waiting at this deadline instead.
     std::optional<Deadline> probe_until = std::nullopt;
+    // Written to the shell when the driver stops waiting (see ShellCommand).
+    std::string_view abandon_line = {};
   };
   std::pair<int, std::string> run_command(const std::string& command, const CommandOptions& options);
   // A command the driver runs to test a wait's condition (test -e, systemctl
@@ -166,6 +168,10 @@ class BaseMachine : public ChannelOwner {
   std::pair<int, std::string> probe(const std::string& command, Deadline deadline) {
     return run_command(command, {.probe_until = deadline});
   }
+  // A wait for `condition` (bash, quoted already) polled in the guest (see
+  // guest_poll.h) until `deadline`, made from `timeout` when the wait began
+  // at `start`; throws retry()'s timeout error when it passes first.
+  void poll_in_guest(const std::string& condition, Clock::time_point start, Deadline deadline, Duration timeout);
   // When the driver stops waiting for what the guest bounds by `deadline`
   // (a command's timeout, a wait's probes): then, plus a margin.
   static Deadline host_deadline(Deadline guest_deadline);
@@ -189,8 +195,13 @@ class BaseMachine : public ChannelOwner {
   // A unit's ActiveState for wait_for_unit: "active", "failed", "inactive",
   // or "(changing)" for any other.
   std::string probe_active_state(const std::string& unit, const std::optional<std::string>& user, Deadline deadline);
-  // The probe of wait_for_open/closed_port.
+  // The probe of wait_for_open/closed_port where the guest's bash cannot
+  // poll (another host, no /dev/tcp).
   bool port_is_open(int port, const std::string& addr, Deadline deadline);
+  // Whether the guest's bash opens /dev/tcp/HOST/PORT (asked once a boot).
+  bool bash_has_dev_tcp(Deadline deadline);
+  enum class PortState { kOpen, kClosed };
+  void wait_for_port(int port, const std::string& addr, PortState want, Duration timeout);
   enum class Want { kSuccess, kFailure };
   std::string wait_until(Want want, const std::string& command, Duration timeout,
                          std::optional<Duration> attempt_timeout);

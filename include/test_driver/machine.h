@@ -161,6 +161,10 @@ class Machine : public BaseMachine {
   // How long connect() waits for the backdoor shell; kDefaultTimeout, or
   // $TEST_DRIVER_CONNECT_TIMEOUT.
   void set_connect_timeout(Duration timeout) { connect_timeout_ = timeout; }
+  // $TEST_DRIVER_NO_GUEST_ASLR=1: once connected (booted or restored), the
+  // guest's kernel.randomize_va_space is 0, so that programs start faster
+  // under TCG (an opt-in for TCG-only CI: it changes the guest).
+  bool turns_off_guest_aslr() const { return turn_off_guest_aslr_; }
 
  private:
   enum class LinkState { kDown, kUp };
@@ -213,6 +217,9 @@ class Machine : public BaseMachine {
   std::filesystem::path shell_path_;
   std::filesystem::path qmp_path_;
   Duration connect_timeout_ = kDefaultTimeout;
+  bool turn_off_guest_aslr_ = false;
+  // What the run asks of every connected guest ($TEST_DRIVER_NO_GUEST_ASLR).
+  void apply_guest_settings();
 
   std::unique_ptr<Process> process_;
   std::unique_ptr<Channels> channels_;

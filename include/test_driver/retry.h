@@ -21,6 +21,9 @@ void retry(const std::function<bool(bool last_try)>& fn, Duration timeout = kDef
 // bound each call by it too); `timeout` names it in the error.
 void retry_until(const std::function<bool(bool last_try)>& fn, Deadline deadline, Duration timeout);
 
+// Throws the timeout error of retry() for a wait that began at `start`.
+[[noreturn]] void throw_timed_out(Clock::time_point start, Duration timeout);
+
 // The pause before the next call of fn: a sixteenth of the time waited so far
 // (so a condition that turns true is seen about 3% late), at least 20 ms and
 // at least as long as the last call took (so probing never takes more than

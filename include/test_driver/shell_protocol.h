@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "test_driver/base64.h"
+#include "test_driver/duration.h"
 
 namespace td {
 
@@ -22,6 +23,18 @@ namespace td {
 // for bash, with `set -euo pipefail`. Without check_output its output goes to
 // /dev/null; without check_return the reply has no status.
 std::string shell_command_line(std::string_view wrapped, bool check_output, bool check_return);
+
+// The bash command (for shell_command_line) that runs `command` as the
+// reference's `timeout N sh -c COMMAND` does, without starting `timeout` or
+// `sh`: the command runs in a subshell in POSIX mode without `set -e` (sh -c
+// on NixOS is bash in POSIX mode) in a process group of its own; a watchdog
+// subshell pauses with `read -t N` on a pty master nobody writes (or `sleep`
+// where /dev/ptmx cannot be opened), and when the time is up sends SIGTERM
+// (then SIGCONT) to the command's process group, like `timeout`; then the
+// status is 124.
+// A command that ends first kills the watchdog (a builtin), so no program is
+// started unless the deadline passes.
+std::string guest_timeout_command(std::string_view command, Duration timeout);
 
 // A reply, parsed and decoded as its bytes arrive, so that reading never
 // stalls on copying a large output: QEMU's virtconsole drops what the host

@@ -3,7 +3,8 @@
 // answers each in the frame of shell_protocol.h. A session waits for the
 // backdoor's greeting, runs one command at a time under a deadline, and
 // keeps replies in order: a command the driver stopped waiting for (Ctrl-C,
-// a probe past its deadline) is read and dropped before the next one.
+// a probe past its deadline) is read and dropped before the next one, after
+// the driver told it to end if it can be told (a wait polling in the guest).
 #pragma once
 
 #include <boost/asio/local/stream_protocol.hpp>
@@ -26,6 +27,10 @@ struct ShellCommand {
   std::string line;         // what bash reads: shell_command_line(), then the command's input
   bool has_status = true;   // the line reports the exit status
   Deadline deadline = Deadline::never();  // when the driver stops waiting for the reply
+  // Written to the shell before the next command when the driver stopped
+  // waiting for this one (Ctrl-C, the deadline), to end it early; empty:
+  // the next command waits for it to end by itself.
+  std::string_view abandon_line = {};
 };
 
 struct ShellResult {
@@ -73,6 +78,7 @@ class ShellSession {
   struct StaleCommand {
     std::string description;
     Deadline deadline;
+    std::string abandon_line;  // still to be written, if not empty
   };
   void finish_stale_command();
   // Reads a reply into `reply`; false when the deadline passed first.

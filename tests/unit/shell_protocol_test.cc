@@ -1,5 +1,7 @@
 #include "test_driver/shell_protocol.h"
 
+#include "real_bash_session.h"
+
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -104,4 +106,76 @@ TEST(ShellProtocol, GarbageIsConsumedUpToItsNewline) {
   std::string data = "garbage garbage\n 0\n";
   EXPECT_EQ(reply.feed(data), 16u);
   EXPECT_TRUE(reply.error());
+}
+
+// ---- guest_timeout_command, run by a real bash (real_bash_session.h) ----
+
+namespace {
+using td_test::GuestCommandsTest;
+using td_test::Stopwatch;
+}  // namespace
+
+
+TEST_F(GuestCommandsTest, ACommandThatEndsInTimeKeepsItsStatusAndOutputAndLeavesNoProcess) {
+  auto shell = processes_named(marker());
+  ASSERT_EQ(shell.size(), 1u);
+  Stopwatch watch;
+  auto result = run_with_timeout("echo hi; echo err >&2; exit 3", 30);
+  EXPECT_EQ(result.status, 3);
+  EXPECT_EQ(result.output, "hi\n");
+  EXPECT_LT(watch.seconds(), 20);  // not held until the timeout
+  // The watchdog was killed, the command's subshell is gone.
+  EXPECT_EQ(shell_processes_settle_to(shell), shell);
+  EXPECT_EQ(run("echo next").output, "next\n");
+}
+
+TEST_F(GuestCommandsTest, ACommandPastItsTimeoutIsKilledWithItsChildrenAndExits124) {
+  auto shell = processes_named(marker());
+  std::string child = "td-timeout-child-" + std::to_string(::getpid());
+  Stopwatch watch;
+  auto result = run_with_timeout("(exec -a " + child + " sleep 30); echo never", 1);
+  double took = watch.seconds();
+  EXPECT_EQ(result.status, 124);
+  EXPECT_EQ(result.output, "");
+  EXPECT_GE(took, 1.0);
+  EXPECT_LT(took, 20);
+  EXPECT_TRUE(processes_named(child).empty());
+  EXPECT_EQ(shell_processes_settle_to(shell), shell);
+  EXPECT_EQ(run("echo next").output, "next\n");
+}
+
+TEST_F(GuestCommandsTest, ACommandThatIgnoresSigtermRunsOnAndStillExits124) {
+  // As coreutils' timeout without --kill-after: SIGTERM, then wait.
+  auto result = run_with_timeout("trap '' TERM; sleep 1.5; echo finished", 0.5);
+  EXPECT_EQ(result.status, 124);
+  EXPECT_EQ(result.output, "finished\n");
+}
+
+TEST_F(GuestCommandsTest, ATimedCommandRunsAsShDoesWithoutStrictOptionsAndReadsItsInput) {
+  // sh -c: no errexit, nounset or pipefail.
+  EXPECT_EQ(run_with_timeout("false; echo after-false", 30).output, "after-false\n");
+  EXPECT_EQ(run_with_timeout("false | true", 30).status, 0);
+  EXPECT_EQ(run_with_timeout("echo \"[$undefined_variable]\"", 30).output, "[]\n");
+  // A quote or comment in the command cannot leave bash waiting for more.
+  EXPECT_EQ(run_with_timeout("echo 'unbalanced", 30).status, 2);
+  EXPECT_EQ(run_with_timeout("echo a # comment", 30).output, "a\n");
+  // Its input follows the command line, as without a timeout.
+  td::ShellCommand c;
+  c.description = "head";
+  c.line = td::shell_command_line(td::guest_timeout_command("head -c 5", td::Duration(30)), true, true) + "abcde";
+  c.deadline = td::Deadline::after(td::Duration(60));
+  auto result = session.run(c);
+  EXPECT_EQ(result.status, 0);
+  EXPECT_EQ(result.output, "abcde");
+  EXPECT_EQ(run("echo next").output, "next\n");
+}
+
+TEST_F(GuestCommandsTest, ATimeoutWorksWhereNoPtyCanBeOpened) {
+  // A guest without devpts: the watchdog's pause falls back to sleep.
+  std::string command = td::guest_timeout_command("sleep 30", td::Duration(0.5));
+  auto at = command.find("/dev/ptmx");
+  ASSERT_NE(at, std::string::npos);
+  command.replace(at, 9, "/nonexistent/ptmx");
+  EXPECT_EQ(run_wrapped(command, 60).status, 124);
+  EXPECT_EQ(run_wrapped(td::guest_timeout_command("exit 7", td::Duration(30)), 60).status, 7);
 }
