@@ -31,9 +31,11 @@ def last_pid(machine) -> int:
 def assert_few_processes(machine, before: int, started_by_test: int):
     # A wait of ~2 s that probed once per try would start a few processes
     # per try (the command's pipeline: ~40 here); the guest's loop starts
-    # them once, and last_pid's own command a few more.
+    # them once, and last_pid's own command a few more. The kernel's own
+    # threads (kworkers) take PIDs too, and a loaded host makes more of them
+    # (9 seen where 8 was the bound): 16 still tells 40 from a few.
     after = last_pid(machine)
-    assert after - before <= started_by_test + 8, f"{after - before} processes started during the wait"
+    assert after - before <= started_by_test + 16, f"{after - before} processes started during the wait"
 
 
 def test_wait_for_file_sees_a_file_made_while_it_waits(machine):
