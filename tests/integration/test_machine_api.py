@@ -18,7 +18,9 @@ def bed(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def machine(bed):
-    m = bed.machine("mini")
+    # The screen tests (OCR, send_key into tty1) need tty1 on the VGA screen,
+    # which the default vmlinux boot does not give (start-script --vga-console).
+    m = bed.machine("mini", script_args=("--vga-console",))
     m.connect()
     yield m
     m.release()
