@@ -6,6 +6,7 @@ shortened through its environment variable; the test checks that the wait
 ends at the bound, not before and not at the default, with the error naming
 the step. Also: machine.sleep() sleeps in guest time, and what happens to a
 command the driver stopped waiting for."""
+import contextlib
 import json
 import os
 import signal
@@ -112,16 +113,23 @@ def test_sleep_is_guest_time(machine, own_qmp):
     assert took >= 3.8, f"machine.sleep(2) took {took:.2f} s with the guest stopped for 2 s of it"
 
 
-def test_a_command_is_bounded_at_its_timeout_plus_the_margin(machine, monkeypatch):
-    monkeypatch.setenv("TEST_DRIVER_COMMAND_MARGIN", "2")
+@contextlib.contextmanager
+def guest_stopped(machine):
+    """The guest paused through QMP (its backdoor goes quiet), resumed after."""
     machine.qmp_command("stop")
     try:
+        yield
+    finally:
+        machine.qmp_command("cont")
+
+
+def test_a_command_is_bounded_at_its_timeout_plus_the_margin(machine, monkeypatch):
+    monkeypatch.setenv("TEST_DRIVER_COMMAND_MARGIN", "2")
+    with guest_stopped(machine):
         start = time.monotonic()
         with pytest.raises(errors.MachineError, match=r"machine 'quiet': running `echo quiet`: no answer from the guest shell in time"):
             machine.execute("echo quiet", timeout=1)
         took = time.monotonic() - start
-    finally:
-        machine.qmp_command("cont")
     assert 3 - EARLY <= took < 3 + SLACK, f"gave up after {took:.2f} s (timeout 1 + margin 2)"
     # The late reply of `echo quiet` is dropped, not taken for the next one's.
     assert machine.succeed("echo back") == "back\n"
@@ -149,17 +157,14 @@ def test_an_interrupted_command_is_waited_for_then_named(machine, monkeypatch, c
     start = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         machine.execute("sleep 600", timeout=3)
-    machine.qmp_command("stop")
-    try:
+    with guest_stopped(machine):
         with pytest.raises(errors.MachineError, match=r"machine 'quiet': waiting for the earlier command `sleep 600` "
                                                       r"\(the driver stopped waiting for it\): it has not finished in "
                                                       r"time; the guest shell is still busy"):
             machine.succeed("echo never")
         took = time.monotonic() - start
-    finally:
-        machine.qmp_command("cont")
     assert 4 - EARLY <= took < 4 + SLACK, f"gave up after {took:.2f} s (timeout 3 + margin 1)"
-    # Resumed, the guest's `timeout 3` ends the sleep; its reply is dropped.
+    # Resumed, the command's watchdog ends the sleep at 3 s; its reply is dropped.
     assert machine.succeed("echo resumed") == "resumed\n"
 
 
@@ -208,8 +213,7 @@ def test_a_probe_left_unanswered_gets_the_stale_grace(machine, monkeypatch):
     # TEST_DRIVER_STALE_GRACE for the probe's reply before it names it.
     monkeypatch.setenv("TEST_DRIVER_COMMAND_MARGIN", "1")
     monkeypatch.setenv("TEST_DRIVER_STALE_GRACE", "3")
-    machine.qmp_command("stop")
-    try:
+    with guest_stopped(machine):
         with pytest.raises(errors.MachineError, match=r"machine 'quiet': running `.*`: no answer from the guest shell in time"):
             machine.wait_for_open_port(1, timeout=1)
         start = time.monotonic()
@@ -217,7 +221,5 @@ def test_a_probe_left_unanswered_gets_the_stale_grace(machine, monkeypatch):
                                                       r"stopped waiting for it\): it has not finished in time"):
             machine.succeed("echo never")
         took = time.monotonic() - start
-    finally:
-        machine.qmp_command("cont")
     assert 3 - EARLY <= took < 3 + SLACK, f"gave up after {took:.2f} s (stale grace 3)"
     assert machine.succeed("echo resumed") == "resumed\n"
