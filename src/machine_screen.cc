@@ -61,9 +61,12 @@ std::optional<std::pair<uint32_t, uint32_t>> png_size(const std::filesystem::pat
 }  // namespace
 
 void Machine::screenshot(const std::string& filename) {
-  static const std::regex word("^\\w+$");
-  std::filesystem::path target =
-      std::regex_match(filename, word) ? out_dir() / (filename + ".png") : std::filesystem::path(filename);
+  // As upstream's newest driver: a name without "." gets ".png", one without "/" goes to the
+  // output directory ("x11-screen" -> OUT/x11-screen.png).
+  std::string with_extension = filename.find('.') == std::string::npos ? filename + ".png" : filename;
+  std::filesystem::path target = with_extension.find('/') == std::string::npos
+                                     ? out_dir() / with_extension
+                                     : std::filesystem::path(with_extension);
   auto nest = nested(fmt::format("making screenshot {}", target.string()), {{"image", target.filename().string()}});
   std::filesystem::path ppm = state_dir() / "screenshot.ppm";
   std::filesystem::remove(ppm);
@@ -134,7 +137,8 @@ std::vector<std::string> Machine::screen_text_variants(const std::vector<int>& m
 std::vector<std::string> Machine::get_screen_text_variants() { return screen_text_variants({0, 1, 2}); }
 
 std::string Machine::get_screen_text() {
-  auto texts = screen_text_variants({2});
+  // oem 3: what the installed models have (Debian's lack the legacy engine that oem 2 needs)
+  auto texts = screen_text_variants({3});
   return texts.front();
 }
 

@@ -132,6 +132,11 @@ def test_screenshot_names(machine, bed):
     machine.screenshot("shot")
     width, height = read_png_size(bed.out / "shot.png")
     assert (width, height) == (720, 400) or (width >= 640 and height >= 400)  # VGA text console
+    # upstream's newest rule: no "." -> ".png" appended, no "/" -> the output directory
+    machine.screenshot("with-dash")
+    assert read_png_size(bed.out / "with-dash.png") == (width, height)
+    machine.screenshot("named.png")
+    assert read_png_size(bed.out / "named.png") == (width, height)
     odd = bed.root / "a name; with spaces.png"
     machine.screenshot(str(odd))
     assert read_png_size(odd) == (width, height)

@@ -84,27 +84,6 @@ def test_user_units_through_su(machine):
     assert machine.get_unit_info("napper.service", user="alice")["ActiveState"] == "inactive"
 
 
-def test_x11_helpers_against_stand_ins(machine, tmp_path):
-    # No X server is affordable under TCG here: the guest provides exactly what
-    # the helpers read (the journal line, the socket, xwininfo's output).
-    xwininfo = tmp_path / "xwininfo"
-    xwininfo.write_text(
-        "#!/bin/sh\n"
-        "echo '     0x1e00001 \"xterm: alice@machine\": (\"xterm\" \"XTerm\")  484x316+0+0  +0+0'\n"
-        "echo '     0x1e00002 \"Firefox\": (\"firefox\" \"Firefox\")  10x10+0+0  +0+0'\n")
-    machine.copy_from_host_via_shell(str(xwininfo), "/usr/local/bin/xwininfo")
-    machine.succeed(
-        "chmod +x /usr/local/bin/xwininfo",
-        "echo 'Reached target Current graphical user interface.' | systemd-cat -t systemd",
-        "mkdir -p /tmp/.X11-unix && python3 -c \"import socket; s=socket.socket(socket.AF_UNIX); s.bind('/tmp/.X11-unix/X0')\"",
-    )
-    machine.wait_for_x(timeout=60)
-    assert machine.get_window_names() == ["xterm: alice@machine", "Firefox"]
-    machine.wait_for_window("^xterm", timeout=30)
-    with pytest.raises(errors.RequestedAssertionFailed):
-        machine.wait_for_window("^chromium", timeout=1)
-
-
 def test_dump_tty_contents_goes_to_the_journal(machine):
     # A line only tty1's screen has: typed there, not in any boot log.
     marker = "ttydump-" + str(time.monotonic_ns())
