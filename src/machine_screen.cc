@@ -1,6 +1,6 @@
 // Machine: the screen. Screenshots through QEMU's screendump and netpbm's
-// pnmtopng, text through ImageMagick and tesseract, all run as argument
-// vectors (no host shell sees a file name).
+// pnmtopng, text through OcrRun (ImageMagick and tesseract), all run as
+// argument vectors (no host shell sees a file name).
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -12,6 +12,7 @@
 #include "test_driver/errors.h"
 #include "test_driver/host_files.h"
 #include "test_driver/machine.h"
+#include "test_driver/ocr.h"
 #include "test_driver/process.h"
 #include "test_driver/retry.h"
 
@@ -19,20 +20,6 @@ namespace td {
 namespace {
 
 constexpr auto kToolTimeout = std::chrono::seconds(120);
-
-bool on_path(const std::string& tool) {
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/bin:/bin";
-  size_t start = 0;
-  while (start <= dirs.size()) {
-    size_t colon = dirs.find(':', start);
-    if (colon == std::string::npos) colon = dirs.size();
-    std::filesystem::path candidate = std::filesystem::path(dirs.substr(start, colon - start)) / tool;
-    if (::access(candidate.c_str(), X_OK) == 0) return true;
-    start = colon + 1;
-  }
-  return false;
-}
 
 // QEMU's screendump writes the file itself; the path goes on the monitor's
 // command line, so it must not be one the monitor would split.
@@ -103,61 +90,55 @@ void Machine::screendump(const std::filesystem::path& ppm) {
   }
 }
 
-std::vector<std::string> Machine::screen_text_variants(const std::vector<int>& models) {
-  if (!on_path("tesseract")) throw Error("OCR requested but enableOCR is false");
-  std::filesystem::path ppm = state_dir() / "ocr.ppm";
-  std::filesystem::path tiff = state_dir() / "ocr.tiff";
-  screendump(ppm);
-  Process::Options magick;
-  magick.argv = {"convert", "-filter", "Catrom", "-density", "72", "-resample", "300", "-contrast", "-normalize",
-                 "-despeckle", "-type", "grayscale", "-sharpen", "1", "-posterize", "3", "-negate", "-gamma", "100",
-                 "-blur", "1x65535", ppm.string(), "tiff:" + tiff.string()};
-  auto converted = Process::run(magick, kToolTimeout);
-  std::filesystem::remove(ppm);
-  if (!converted.exited_normally())
-    throw Error(fmt::format("TIFF conversion failed with exit code {}: {}", converted.exit_code(), converted.output));
+namespace {
+// Each OCR tool run is bounded by this too (a wedged tesseract).
+const Duration kOcrTimeout(120.0);
+// While the processed variants run, wait_for_text reads a fresh screenshot
+// as it is this often: text that appears meanwhile is seen within about
+// this plus one tesseract run.
+const Duration kFreshScreenshotEvery(1.0);
+}  // namespace
+
+std::vector<std::string> Machine::get_screen_text_variants() {
+  OcrRun run([this](const std::filesystem::path& ppm) { screendump(ppm); },
+             {.processed_variants = true, .work_dir = state_dir()});
+  auto deadline = Deadline::after(kOcrTimeout);
   std::vector<std::string> texts;
-  std::string failures;
-  for (int model : models) {
-    Process::Options tesseract;
-    tesseract.argv = {"tesseract", tiff.string(), "-", "-c", "debug_file=/dev/null", "--psm", "11", "--oem",
-                      std::to_string(model)};
-    tesseract.capture_stderr_apart = true;
-    auto result = Process::run(tesseract, kToolTimeout);
-    if (result.exited_normally())
-      texts.push_back(result.output);
-    else  // Debian's models lack the legacy engine (--oem 0): skip what is not installed.
-      failures += fmt::format(" --oem {}: exit code {}: {}", model, result.exit_code(), result.error);
-  }
-  std::filesystem::remove(tiff);
-  if (texts.empty()) throw Error("OCR failed:" + failures);
+  while (auto text = run.next_text(deadline)) texts.push_back(std::move(*text));
+  if (deadline.passed()) throw Error(fmt::format("OCR did not finish within {} seconds", kOcrTimeout.to_string()));
   return texts;
 }
 
-std::vector<std::string> Machine::get_screen_text_variants() { return screen_text_variants({0, 1, 2}); }
-
 std::string Machine::get_screen_text() {
-  // oem 3: what the installed models have (Debian's lack the legacy engine that oem 2 needs)
-  auto texts = screen_text_variants({3});
-  return texts.front();
+  OcrRun run([this](const std::filesystem::path& ppm) { screendump(ppm); },
+             {.processed_variants = false, .work_dir = state_dir()});
+  auto text = run.next_text(Deadline::after(kOcrTimeout));
+  if (!text) throw Error(fmt::format("OCR did not finish within {} seconds", kOcrTimeout.to_string()));
+  return *text;
 }
 
 void Machine::wait_for_text(const TextPattern& pattern, Duration timeout) {
-  const std::string& regex_text = pattern.text;
-  auto nest = nested(fmt::format("waiting for {} to appear on screen", regex_text));
-  retry(
+  auto nest = nested(fmt::format("waiting for {} to appear on screen", pattern.text));
+  auto deadline = Deadline::after(timeout);
+  retry_until(
       [&](bool last_try) {
-        auto variants = get_screen_text_variants();
-        for (const auto& text : variants)
-          if (pattern.matches(text)) return true;
-        if (last_try) {
+        // The first text that matches ends the try: the run's destructor
+        // kills the jobs still reading.
+        OcrRun run([this](const std::filesystem::path& ppm) { screendump(ppm); },
+                   {.processed_variants = true, .fresh_every = kFreshScreenshotEvery, .work_dir = state_dir()});
+        std::vector<std::string> seen;
+        while (auto text = run.next_text(deadline)) {
+          if (pattern.matches(*text)) return true;
+          seen.push_back(std::move(*text));
+        }
+        if (last_try || deadline.passed()) {
           std::string all;
-          for (const auto& v : variants) all += (all.empty() ? "" : "', '") + v;
+          for (const auto& v : seen) all += (all.empty() ? "" : "', '") + v;
           log(fmt::format("Last OCR attempt failed. Text was: ['{}']", all));
         }
         return false;
       },
-      timeout);
+      deadline, timeout);
 }
 
 }  // namespace td

@@ -193,6 +193,10 @@ std::unique_ptr<Process> Process::spawn(const Options& options) {
       }
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     }
+    if (options.niceness != 0) {
+      int ignored = ::nice(options.niceness);  // a priority it cannot get is no reason to fail
+      (void)ignored;
+    }
     if (cwd == nullptr || ::chdir(cwd) == 0) {
       step = 1;
       ::execvpe(argv[0], argv.data(), env);

@@ -95,13 +95,23 @@ void ShellSession::finish_stale_command() {
   std::string step = fmt::format("waiting for the earlier command `{}` (the driver stopped waiting for it)",
                                  stale_->description);
   owner_.log(step);
-  if (!stale_->abandon_line.empty()) {
-    std::string line = std::move(stale_->abandon_line);
-    stale_->abandon_line.clear();
-    write(line, step);
-  }
   ShellReply dropped(true);
-  if (!read_reply(dropped, stale_->deadline, step)) {
+  bool answered = false;
+  if (stale_->abandon_line.empty()) {
+    answered = read_reply(dropped, stale_->deadline, step);
+  } else {
+    // The line is written again every second until the reply comes: a byte
+    // can be lost to the guest's `read -t` when its pause ends just as the
+    // byte arrives (seen once in CI: the poll then ran its whole 900 s).
+    // Extra lines reach bash's own reader as empty commands, which answer
+    // nothing.
+    const Duration resend_every(1.0);
+    while (!answered && !stale_->deadline.passed()) {
+      write(stale_->abandon_line, step);
+      answered = read_reply(dropped, stale_->deadline.sooner(Deadline::after(resend_every)), step);
+    }
+  }
+  if (!answered) {
     // The next command waits for it again, as long.
     stale_->deadline = Deadline::after(hang_bounds::stale_grace());
     throw MachineError(fmt::format("{}: {}: it has not finished in time; the guest shell is still busy{}", label_, step,

@@ -208,7 +208,6 @@ class Machine : public BaseMachine {
   void connect_qmp();
   void finish_shutdown();
   void press_key(const std::string& name, double delay);
-  std::vector<std::string> screen_text_variants(const std::vector<int>& models);
   void screendump(const std::filesystem::path& ppm);
   Channels& running_channels(const char* what);
 

@@ -39,6 +39,7 @@ class Process {
     // nsenter would never reap the program, so the namespace never ends).
     // -1: none. The pid is the waiting child's; the program is in its group.
     pid_t enter_namespaces_of = -1;
+    int niceness = 0;  // added to the child's nice value (background work such as OCR renderings)
   };
 
   // What a finished host tool did.

@@ -78,7 +78,7 @@ class ShellSession {
   struct StaleCommand {
     std::string description;
     Deadline deadline;
-    std::string abandon_line;  // still to be written, if not empty
+    std::string abandon_line;  // written until the reply comes, if not empty
   };
   void finish_stale_command();
   // Reads a reply into `reply`; false when the deadline passed first.

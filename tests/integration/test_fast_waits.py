@@ -99,3 +99,25 @@ def test_ctrl_c_ends_the_guests_loop_and_the_shell_answers_at_once(machine):
     worker.join(timeout=120)
     assert answer.get("out") == "next\n"
     assert machine.execute("echo again") == (0, "again\n")
+
+
+def test_a_bash_without_dev_tcp_falls_back_to_nc(tmp_path, monkeypatch):
+    # Debian's bash always has network redirections (even a real
+    # /dev/tcp/127.0.0.1 directory does not hide them), so the driver is told
+    # to take the guest's bash for one without. The port waits must then poll
+    # with the real `nc -z` (wrapped to count its runs), as the reference does.
+    monkeypatch.setenv("TEST_DRIVER_GUEST_NO_DEV_TCP", "1")
+    m = Bed(tmp_path).machine("mini")
+    m.connect()
+    try:
+        m.succeed("rm /usr/bin/nc && printf '#!/bin/sh\\necho \"$*\" >>/tmp/nc-runs\\nexec nc.openbsd \"$@\"\\n' "
+                  ">/usr/bin/nc && chmod +x /usr/bin/nc")
+        m.succeed("(sleep 2; exec busybox nc -l -p 4401 >/dev/null 2>&1) >/dev/null 2>&1 &")
+        m.wait_for_open_port(4401, timeout=60)
+        runs = m.succeed("cat /tmp/nc-runs").splitlines()
+        assert len(runs) >= 2 and all(r == "-z localhost 4401" for r in runs), runs  # closed, then open
+        with pytest.raises(errors.RequestedAssertionFailed, match=r"action timed out after"):
+            m.wait_for_open_port(4402, timeout=2)
+        assert "-z localhost 4402" in m.succeed("cat /tmp/nc-runs")
+    finally:
+        m.release()
