@@ -303,9 +303,10 @@ void bind_qemu_machine(py::module_& m) {
           "channel_tolerance"_a = td::ImageTolerance{}.channel, release_gil(),
           "Whether the screen, or region (x, y, width, height) of it in screen pixels, matches the reference PNG: "
           "a pixel differs when one of its channels is further than channel_tolerance (0-255) from the "
-          "reference's, and at most the fraction threshold of the pixels may differ (the default 0.001 forgives "
-          "a cursor, not a changed word). A region outside the screen, or a reference of another size than the "
-          "region, is an error naming both sizes.")
+          "reference's (default 16), and at most the fraction threshold of the pixels may differ (default 0.001: "
+          "stray pixels pass, a changed character of 16-pixel text is ~80 pixels, so on the whole 1024x768 screen "
+          "up to ~10 changed characters would pass; compare a region to check text). A region outside the screen, "
+          "or a reference of another size than the region, is an error naming both sizes.")
       .def(
           "wait_for_screen_match",
           [](Machine& machine, const std::filesystem::path& reference, const PyRegion& region, double threshold,

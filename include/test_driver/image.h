@@ -76,8 +76,10 @@ struct ImageTolerance {
   // differ slightly in colour (scaling, dithering) but not this much.
   int channel = 16;
   // The images match when at most this fraction of their pixels differ
-  // (0: none may differ): 0.001 lets a blinking cursor or a few changed
-  // pixels of a large region pass, but not a changed word of text.
+  // (0: none may differ). 0.001 forgives stray pixels; a changed character
+  // of the x11 guest's 16-pixel xterm text is ~80 pixels, so a region of a
+  // line or two notices it, while the whole 1024x768 screen forgives up to
+  // 786 pixels (about ten characters): compare a region to check text.
   double threshold = 0.001;
 };
 
