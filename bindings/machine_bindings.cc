@@ -32,6 +32,14 @@ std::vector<std::string> to_strings(const py::args& args) {
   return out;
 }
 
+// A region as Python gives it: (x, y, width, height) in screen pixels, or None.
+using PyRegion = std::optional<std::tuple<int64_t, int64_t, int64_t, int64_t>>;
+std::optional<td::ImageRegion> to_region(const PyRegion& region) {
+  if (!region) return std::nullopt;
+  auto [x, y, width, height] = *region;
+  return td::ImageRegion{x, y, width, height};
+}
+
 // A Python callable as a callback of the core: called with the GIL held;
 // its exceptions travel through C++ as error_already_set, unchanged.
 std::function<void()> to_callback(py::function f) {
@@ -283,7 +291,42 @@ void bind_qemu_machine(py::module_& m) {
            "The screen's text as read by OCR with each tesseract model.")
       .def("get_screen_text", &Machine::get_screen_text, release_gil(), "The screen's text as read by OCR.")
       .def("wait_for_text", &Machine::wait_for_text, "regex"_a, default_timeout, release_gil(),
-           "Wait until OCR finds regex on the screen.");
+           "Wait until OCR finds regex on the screen.")
+      // screen matching
+      .def(
+          "screen_matches",
+          [](Machine& machine, const std::filesystem::path& reference, const PyRegion& region, double threshold,
+             int channel_tolerance) {
+            return machine.screen_matches(reference, to_region(region), {channel_tolerance, threshold});
+          },
+          "reference_png"_a, "region"_a = py::none(), "threshold"_a = td::ImageTolerance{}.threshold, py::kw_only(),
+          "channel_tolerance"_a = td::ImageTolerance{}.channel, release_gil(),
+          "Whether the screen, or region (x, y, width, height) of it in screen pixels, matches the reference PNG: "
+          "a pixel differs when one of its channels is further than channel_tolerance (0-255) from the "
+          "reference's (default 16), and at most the fraction threshold of the pixels may differ (default 0.001: "
+          "stray pixels pass, a changed character of 16-pixel text is ~80 pixels, so on the whole 1024x768 screen "
+          "up to ~10 changed characters would pass; compare a region to check text). A region outside the screen, "
+          "or a reference of another size than the region, is an error naming both sizes.")
+      .def(
+          "wait_for_screen_match",
+          [](Machine& machine, const std::filesystem::path& reference, const PyRegion& region, double threshold,
+             td::Duration timeout, int channel_tolerance) {
+            machine.wait_for_screen_match(reference, to_region(region), {channel_tolerance, threshold}, timeout);
+          },
+          "reference_png"_a, "region"_a = py::none(), "threshold"_a = td::ImageTolerance{}.threshold,
+          default_timeout, py::kw_only(), "channel_tolerance"_a = td::ImageTolerance{}.channel, release_gil(),
+          "Wait until screen_matches(reference_png, region, threshold). On timeout, save the last screen (region) "
+          "as out_dir/<reference's stem>.actual.png and its differing pixels in red over it dimmed as "
+          "<stem>.diff.png, and raise the timeout error, saying how many pixels differed at best and naming both "
+          "files.")
+      .def(
+          "save_screen_region",
+          [](Machine& machine, const std::string& name, const PyRegion& region) {
+            return machine.save_screen_region(name, to_region(region));
+          },
+          "name"_a, "region"_a = py::none(), release_gil(),
+          "Save the screen, or region (x, y, width, height) of it, as a PNG to use as a reference image, named as "
+          "screenshot() names its file (out_dir/<name>.png for a bare word); return its path.");
   m.attr("CHAR_TO_KEY") = td::char_to_key();
 }
 

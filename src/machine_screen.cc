@@ -1,6 +1,7 @@
 // Machine: the screen. Screenshots through QEMU's screendump and netpbm's
-// pnmtopng, text through OcrRun (ImageMagick and tesseract), all run as
-// argument vectors (no host shell sees a file name).
+// pnmtopng, text through OcrRun (ImageMagick and tesseract), screen matching
+// against reference PNGs through image.h, all run as argument vectors (no
+// host shell sees a file name).
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
@@ -47,13 +48,16 @@ std::optional<std::pair<uint32_t, uint32_t>> png_size(const std::filesystem::pat
 
 }  // namespace
 
-void Machine::screenshot(const std::string& filename) {
+std::filesystem::path Machine::screenshot_path(const std::string& filename) const {
   // As upstream's newest driver: a name without "." gets ".png", one without "/" goes to the
   // output directory ("x11-screen" -> OUT/x11-screen.png).
   std::string with_extension = filename.find('.') == std::string::npos ? filename + ".png" : filename;
-  std::filesystem::path target = with_extension.find('/') == std::string::npos
-                                     ? out_dir() / with_extension
-                                     : std::filesystem::path(with_extension);
+  return with_extension.find('/') == std::string::npos ? out_dir() / with_extension
+                                                       : std::filesystem::path(with_extension);
+}
+
+void Machine::screenshot(const std::string& filename) {
+  std::filesystem::path target = screenshot_path(filename);
   auto nest = nested(fmt::format("making screenshot {}", target.string()), {{"image", target.filename().string()}});
   std::filesystem::path ppm = state_dir() / "screenshot.ppm";
   std::filesystem::remove(ppm);
@@ -88,6 +92,87 @@ void Machine::screendump(const std::filesystem::path& ppm) {
     check_monitor_path(ppm);
     send_monitor_command("screendump " + ppm.string());
   }
+}
+
+Image Machine::screen_image(const std::optional<ImageRegion>& region) {
+  std::filesystem::path ppm = state_dir() / "screen-match.ppm";
+  std::filesystem::remove(ppm);
+  screendump(ppm);
+  if (!std::filesystem::exists(ppm)) throw Error(fmt::format("machine '{}': QEMU wrote no screen dump", name()));
+  Image screen;
+  try {
+    screen = Image::read_netpbm(ppm);
+  } catch (...) {
+    std::filesystem::remove(ppm);
+    throw;
+  }
+  std::filesystem::remove(ppm);
+  return region ? screen.crop(*region, "the screen") : screen;
+}
+
+namespace {
+
+std::string screen_name(const std::optional<ImageRegion>& region) {
+  return region ? fmt::format("the screen region {}", region->to_string()) : "the screen";
+}
+
+}  // namespace
+
+bool Machine::screen_matches(const std::filesystem::path& reference, const std::optional<ImageRegion>& region,
+                             const ImageTolerance& tolerance) {
+  auto nest = nested(fmt::format("comparing {} with {}", screen_name(region), reference.string()));
+  Image expected = Image::read_png(reference);
+  ImageComparison result =
+      compare_images(screen_image(region), expected, tolerance, screen_name(region), reference.string());
+  log(fmt::format("{} (threshold {}, channel tolerance {}): {}", result.describe(), tolerance.threshold,
+                  tolerance.channel, result.matches ? "a match" : "no match"));
+  return result.matches;
+}
+
+void Machine::wait_for_screen_match(const std::filesystem::path& reference, const std::optional<ImageRegion>& region,
+                                    const ImageTolerance& tolerance, Duration timeout) {
+  auto nest = nested(fmt::format("waiting for {} to match {}", screen_name(region), reference.string()));
+  Image expected = Image::read_png(reference);
+  std::optional<ImageComparison> best;
+  std::string saved;
+  auto start = Clock::now();
+  bool timed_out = false;
+  retry(
+      [&](bool last_try) {
+        Image actual = screen_image(region);
+        ImageComparison result = compare_images(actual, expected, tolerance, screen_name(region), reference.string());
+        if (result.matches) return true;
+        if (!best || result.differing < best->differing) best = result;
+        if (!last_try) return false;
+        // The last try: what the screen showed, and where it differed.
+        std::string stem = reference.stem().string();
+        std::filesystem::path actual_png = out_dir() / (stem + ".actual.png");
+        std::filesystem::path diff_png = out_dir() / (stem + ".diff.png");
+        actual.write_png(actual_png, state_dir());
+        difference_image(actual, expected, tolerance.channel).write_png(diff_png, state_dir());
+        rootlog().record_screenshot(name(), actual_png);
+        rootlog().record_screenshot(name(), diff_png);
+        saved = fmt::format("at last {}; the last screen is saved as {} and its differing pixels (red) as {}",
+                            result.describe(), actual_png.string(), diff_png.string());
+        timed_out = true;
+        return true;
+      },
+      timeout);
+  if (!timed_out) return;
+  throw_timed_out(start, timeout,
+                  fmt::format("{} does not match {}: at best {} (threshold {}, channel tolerance {}), {}",
+                              screen_name(region), reference.string(), best->describe(), tolerance.threshold,
+                              tolerance.channel, saved));
+}
+
+std::filesystem::path Machine::save_screen_region(const std::string& filename,
+                                                  const std::optional<ImageRegion>& region) {
+  std::filesystem::path target = screenshot_path(filename);
+  auto nest = nested(fmt::format("saving {} as {}", screen_name(region), target.string()),
+                     {{"image", target.filename().string()}});
+  screen_image(region).write_png(target, state_dir());
+  rootlog().record_screenshot(name(), target);
+  return target;
 }
 
 namespace {

@@ -37,11 +37,12 @@ void retry_until(const std::function<bool(bool)>& fn, Deadline deadline, Duratio
   throw_timed_out(start, timeout);
 }
 
-void throw_timed_out(Clock::time_point start, Duration timeout) {
+void throw_timed_out(Clock::time_point start, Duration timeout, const std::string& detail) {
   // Upstream's message: the time taken, and the timeout given.
   using Seconds = std::chrono::duration<double>;
-  throw RequestedAssertionFailed(fmt::format("action timed out after {:.2f} seconds (timeout={})",
-                                             Seconds(Clock::now() - start).count(), timeout.to_string()));
+  throw RequestedAssertionFailed(fmt::format("action timed out after {:.2f} seconds (timeout={}){}{}",
+                                             Seconds(Clock::now() - start).count(), timeout.to_string(),
+                                             detail.empty() ? "" : ": ", detail));
 }
 
 }  // namespace td

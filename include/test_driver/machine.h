@@ -24,6 +24,7 @@
 
 #include "test_driver/base_machine.h"
 #include "test_driver/boot_cache.h"
+#include "test_driver/image.h"
 #include "test_driver/json.h"
 #include "test_driver/process.h"
 #include "test_driver/start_command.h"
@@ -147,6 +148,24 @@ class Machine : public BaseMachine {
   std::vector<std::string> get_screen_text_variants();
   std::string get_screen_text();
   void wait_for_text(const TextPattern& pattern, Duration timeout = kDefaultTimeout);
+  // Screen matching against reference PNGs (the comparison: image.h). A
+  // region is in screen pixels; a region outside the screen, or a reference
+  // of another size than the region (the whole screen without one), is a
+  // td::Error naming both sizes.
+  // Whether the screen (or its region) matches the reference within the tolerance.
+  bool screen_matches(const std::filesystem::path& reference, const std::optional<ImageRegion>& region = std::nullopt,
+                      const ImageTolerance& tolerance = {});
+  // Waits until screen_matches. On timeout, saves the last screen (region)
+  // as out_dir/<reference's stem>.actual.png and its difference image as
+  // <stem>.diff.png, and throws the timeout error of retry() saying how many
+  // pixels differed at best and naming both files.
+  void wait_for_screen_match(const std::filesystem::path& reference,
+                             const std::optional<ImageRegion>& region = std::nullopt,
+                             const ImageTolerance& tolerance = {}, Duration timeout = kDefaultTimeout);
+  // Saves the screen (or its region) as a PNG, named as screenshot() names
+  // its file; returns the path.
+  std::filesystem::path save_screen_region(const std::string& filename,
+                                           const std::optional<ImageRegion>& region = std::nullopt);
 
   // --- attributes
   const std::filesystem::path& monitor_path() const { return monitor_path_; }
@@ -209,6 +228,11 @@ class Machine : public BaseMachine {
   void finish_shutdown();
   void press_key(const std::string& name, double delay);
   void screendump(const std::filesystem::path& ppm);
+  // The screen (or its region) as an image, through a screendump.
+  Image screen_image(const std::optional<ImageRegion>& region);
+  // screenshot()'s rule: a name without "." gets ".png", one without "/"
+  // goes to out_dir.
+  std::filesystem::path screenshot_path(const std::string& filename) const;
   Channels& running_channels(const char* what);
 
   Options options_;

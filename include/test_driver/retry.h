@@ -8,6 +8,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 
 #include "test_driver/deadline.h"
 #include "test_driver/duration.h"
@@ -21,8 +22,9 @@ void retry(const std::function<bool(bool last_try)>& fn, Duration timeout = kDef
 // bound each call by it too); `timeout` names it in the error.
 void retry_until(const std::function<bool(bool last_try)>& fn, Deadline deadline, Duration timeout);
 
-// Throws the timeout error of retry() for a wait that began at `start`.
-[[noreturn]] void throw_timed_out(Clock::time_point start, Duration timeout);
+// Throws the timeout error of retry() for a wait that began at `start`;
+// a `detail` (what the wait saw at best) follows it after ": ".
+[[noreturn]] void throw_timed_out(Clock::time_point start, Duration timeout, const std::string& detail = "");
 
 // The pause before the next call of fn: a sixteenth of the time waited so far
 // (so a condition that turns true is seen about 3% late), at least 20 ms and

@@ -3,6 +3,8 @@
 standard VGA, matchbox, xterm), booted once for the module."""
 import re
 import struct
+import subprocess
+import time
 
 import pytest
 
@@ -103,3 +105,116 @@ def test_wait_for_text_sees_text_drawn_later(machine, xterm):
     assert machine.succeed("true") == ""
     with pytest.raises(errors.RequestedAssertionFailed):
         machine.wait_for_text("never-on-screen-7331", timeout=2)
+
+
+# --- screen matching (issue 18): save_screen_region, screen_matches, wait_for_screen_match ---
+
+# The xterm's first two text lines (DejaVu Sans Mono 16: ~26 pixels a line, below matchbox's title bar).
+TWO_LINES = (0, 20, 400, 54)
+FIRST_LINE = (0, 20, 400, 27)
+
+
+def draw(machine, command):
+    """Runs `clear; command` in the xterm and returns once the shell has run it (its output is on the
+    pty; xterm draws it a moment later)."""
+    machine.succeed("rm -f /tmp/sm-drawn")
+    machine.send_chars(f"clear; {command}; touch /tmp/sm-drawn\n")
+    machine.wait_for_file("/tmp/sm-drawn", timeout=60)
+
+
+def settled_reference(machine, name, region):
+    """save_screen_region once the region has stayed the same (exactly) for half a second."""
+    deadline = time.monotonic() + 60
+    while True:
+        path = machine.save_screen_region(name, region)
+        time.sleep(0.5)
+        if machine.screen_matches(path, region, threshold=0, channel_tolerance=0):
+            return path
+        assert time.monotonic() < deadline, f"the screen region {region} did not settle"
+
+
+def wait_until_no_match(machine, reference, region):
+    deadline = time.monotonic() + 60
+    while machine.screen_matches(reference, region):
+        assert time.monotonic() < deadline, f"{reference} still matches the screen"
+        time.sleep(0.2)
+
+
+def ppm_pixels(png):
+    """The RGB bytes and size of a PNG, decoded by netpbm's pngtopnm."""
+    data = subprocess.run(["pngtopnm", str(png)], check=True, stdout=subprocess.PIPE).stdout
+    magic, width, height, maxval, pixels = data.split(maxsplit=4)
+    assert magic == b"P6" and maxval == b"255", data[:20]
+    return int(width), int(height), pixels
+
+
+def test_save_screen_region_is_a_reference_the_screen_matches(machine, xterm, bed):
+    draw(machine, "echo match-$((6*7))")
+    ref = settled_reference(machine, "sm-two-lines", TWO_LINES)
+    assert ref == bed.out / "sm-two-lines.png"  # screenshot()'s naming rule
+    assert png_size(ref) == (400, 54)
+    assert machine.screen_matches(ref, TWO_LINES)
+    assert machine.screen_matches(str(ref), list(TWO_LINES), threshold=0.0)
+    # The same size lower down, where the xterm is blank, is not the text.
+    assert not machine.screen_matches(ref, (0, 400, 400, 54))
+    # The whole screen, and a name with "." or "/" kept as given.
+    whole = machine.save_screen_region(str(bed.root / "sm-whole.ref.png"))
+    assert whole == bed.root / "sm-whole.ref.png" and png_size(whole) == (1024, 768)
+    assert machine.screen_matches(whole)
+    # Sizes that do not fit name both sizes.
+    with pytest.raises(errors.Error, match=r"the screen \(1024x768\) with .*sm-two-lines.png \(400x54\)"):
+        machine.screen_matches(ref)
+    with pytest.raises(errors.Error, match=r"\(900, 700, 200, 100\) \(200x100 at x=900, y=700\) does not lie "
+                                           r"inside the screen \(1024x768\)"):
+        machine.screen_matches(ref, (900, 700, 200, 100))
+    with pytest.raises(errors.Error, match="cannot read the image .*missing.png: it does not exist"):
+        machine.screen_matches(bed.root / "missing.png")
+
+
+def test_typing_changes_the_match_and_erasing_restores_it(machine, xterm):
+    draw(machine, "echo match-$((6*7))")
+    ref = settled_reference(machine, "sm-prompt", TWO_LINES)
+    machine.send_chars("typed-over")  # onto the prompt line, not run
+    wait_until_no_match(machine, ref, TWO_LINES)
+    machine.send_key("ctrl-u")
+    start = time.monotonic()
+    machine.wait_for_screen_match(ref, TWO_LINES, timeout=60)
+    assert time.monotonic() - start < 30
+    assert machine.screen_matches(ref, TWO_LINES)
+
+
+def test_wait_for_screen_match_sees_text_drawn_later(machine, xterm):
+    draw(machine, "printf '%s-%s\\n' later 7")
+    ref = settled_reference(machine, "sm-later", FIRST_LINE)
+    draw(machine, "echo other")
+    wait_until_no_match(machine, ref, FIRST_LINE)
+    # The line appears only after the guest's sleep; until then the first line is "other" or blank.
+    start = time.monotonic()
+    machine.send_chars("clear; sleep 4; clear; printf '%s-%s\\n' later 7\n")
+    assert not machine.screen_matches(ref, FIRST_LINE)
+    machine.wait_for_screen_match(ref, FIRST_LINE, timeout=120)
+    assert time.monotonic() - start > 3
+    assert machine.screen_matches(ref, FIRST_LINE)
+
+
+def test_wait_for_screen_match_timeout_saves_the_screen_and_its_difference(machine, xterm, bed):
+    draw(machine, "echo before-change")
+    ref = settled_reference(machine, "sm-before", TWO_LINES)
+    draw(machine, "echo AFTER-CHANGE-XYZ")
+    wait_until_no_match(machine, ref, TWO_LINES)
+    actual, diff = bed.out / "sm-before.actual.png", bed.out / "sm-before.diff.png"
+    start = time.monotonic()
+    with pytest.raises(errors.RequestedAssertionFailed) as raised:
+        machine.wait_for_screen_match(ref, TWO_LINES, timeout=2)
+    assert time.monotonic() - start < 10
+    message = str(raised.value)
+    assert re.search(r"^action timed out after [\d.]+ seconds \(timeout=2\): the screen region \(0, 20, 400, 54\) "
+                     r"does not match .*sm-before.png: at best (\d+) of 21600 pixels \([\d.]+%\) differ", message), message
+    assert str(actual) in message and str(diff) in message
+    # The saved screen is what the region shows now; the difference marks pixels red.
+    assert png_size(actual) == (400, 54) and png_size(diff) == (400, 54)
+    assert machine.screen_matches(actual, TWO_LINES, threshold=0)
+    _, _, diff_pixels = ppm_pixels(diff)
+    red = sum(1 for i in range(0, len(diff_pixels), 3) if diff_pixels[i:i + 3] == b"\xff\x00\x00")
+    best = int(re.search(r"at best (\d+) of", message).group(1))
+    assert red >= best > 100  # a changed word is hundreds of pixels
