@@ -160,6 +160,18 @@ os.environ.pop("DISPLAY", None)
 os.environ.pop("WAYLAND_DISPLAY", None)
 
 
+# --- the sanitized run ----------------------------------------------------------
+# These files drive the executable (nixos-test-driver through the CLI) against
+# real guests. tools/run-tests runs them apart with the AddressSanitizer and
+# UndefinedBehaviorSanitizer build's executable and module (build-sanitize/)
+# and sets TD_SANITIZED_APART=1 for ctest's run, which then leaves them out.
+SANITIZED_FILES = ("test_faults.py", "test_bad_input.py", "test_cli.py", "test_keep_going.py", "test_config.py")
+
+
+def pytest_ignore_collect(collection_path, config):
+    return os.environ.get("TD_SANITIZED_APART") == "1" and collection_path.name in SANITIZED_FILES
+
+
 # --- skips: every one is named here with its reason, or the run fails ----------
 # (ctest shows pytest's output only on failure, so a skip would pass unseen.)
 # The run ends with the skip list; with TD_SKIP_REPORT=FILE it is also

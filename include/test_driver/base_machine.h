@@ -178,7 +178,10 @@ class BaseMachine : public ChannelOwner {
   // The connected session of the running machine, after connect().
   virtual ShellSession& session() = 0;
   // A new shell (a boot): what was learnt about the old one is forgotten.
-  void forget_shell_facts() { bash_has_dev_tcp_.reset(); }
+  void forget_shell_facts() {
+    bash_has_dev_tcp_.reset();
+    unit_events_usable_ = true;
+  }
   // The reader of the running machine's console, or nullptr.
   virtual SerialReader* console() const = 0;
   // A new boot: wait_for_console_text starts from its first line.
@@ -209,6 +212,7 @@ class BaseMachine : public ChannelOwner {
   Setup setup_;
   // Whether the guest's bash opens /dev/tcp/HOST/PORT itself (asked once).
   std::optional<bool> bash_has_dev_tcp_;
+  bool unit_events_usable_ = true;  // busctl monitor works in this guest (wait_for_unit)
   size_t console_cursor_ = 0;  // console lines consumed by wait_for_console_text
 };
 

@@ -27,4 +27,19 @@ inline constexpr std::string_view kGuestPollAbandonLine = "\n";
 
 std::string guest_poll_command(std::string_view condition, Duration within);
 
+// wait_for_unit's guest side for a system unit: the same deadline and
+// abandon line, but the pause is a read of `busctl monitor`'s JSON lines,
+// filtered to the unit's PropertiesChanged signals, so the guest wakes when
+// systemd says the unit changed, not on a timer. It checks the state with
+// systemctl when it starts, when the unit turns inactive (are jobs pending?)
+// and, to close the race with the monitor's subscription, 0.5 s after the
+// start and then at growing intervals up to 10 s. Exits 0 active, 1 and 2 as
+// the poll, kUnitWaitFailed, kUnitWaitInactive (inactive with no jobs
+// pending), kUnitWaitUnusable (no systemctl or busctl monitor here: the
+// driver polls instead).
+inline constexpr int kUnitWaitFailed = 3;
+inline constexpr int kUnitWaitInactive = 4;
+inline constexpr int kUnitWaitUnusable = 5;
+std::string guest_unit_wait_command(std::string_view quoted_unit, Duration within);
+
 }  // namespace td

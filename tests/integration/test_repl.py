@@ -296,3 +296,33 @@ def test_ptpython_with_a_machine(bed, terminal):
     history = (bed.root / ".nixos-test-history").read_text().splitlines()
     assert '+machine.succeed("echo $((6*7)) from $(hostname)")' in history
     assert "+start_all()" in history
+
+
+def test_ipython_with_a_machine(bed, terminal):
+    """The real IPython (Debian's python3-ipython) when TD_REPL=ipython: its
+    numbered prompts, the script's symbols in its namespace, a command that
+    reaches the guest with its value shown as IPython's Out, and its own
+    question before leaving."""
+    import importlib.util
+    if importlib.util.find_spec("IPython") is None:
+        raise RuntimeError("this test needs IPython (Debian's package python3-ipython; tools/install-deps)")
+    script = bed.script("mini", "machine")
+    empty = bed.root / "empty.py"
+    empty.write_text("")
+    env = repl_env(bed, TD_REPL="ipython")
+    term = terminal([driver_exe(), "-I", "--start-scripts", script, "--", str(empty)], bed.root, env)
+    term.wait_for(r"^In \[1\]:")
+    term.type("serial_stdout_off(); start_all()")
+    term.keys("Enter")
+    term.wait_for(r"^In \[2\]:", timeout=120)
+    term.type('machine.succeed("echo $((6*7)) from $(hostname)")')
+    term.keys("Enter")
+    term.wait_for(r"^Out\[2\]: '42 from machine\\n'$", timeout=120)
+    term.type("type(machine).__name__")
+    term.keys("Enter")
+    term.wait_for(r"^Out\[3\]: 'Machine'$")
+    term.keys("C-d")
+    term.wait_for(r"Do you really want to exit \(\[y\]/n\)\?")
+    term.type("y")
+    term.keys("Enter")
+    assert term.wait_exit() == 0

@@ -39,6 +39,34 @@ def test_failed_and_inactive_units_raise(machine):
         machine.wait_for_unit("td-never.service", timeout=60)
 
 
+def last_pid(machine) -> int:
+    """The guest's most recently started process (the fifth field of /proc/loadavg)."""
+    return int(machine.succeed("read -r _ _ _ _ p </proc/loadavg; echo $p").strip())
+
+
+def test_wait_for_unit_sleeps_on_systemds_signal(machine):
+    # A unit that takes 4 s to turn active. The wait is one guest command
+    # asleep on `busctl monitor` (a handful of processes: systemctl at the
+    # start and at 0.5, 1.5 and 3.5 s, busctl, the unit's own); per-try
+    # `systemctl show` probing would start ~3 a try, 60 or more in 4 s.
+    machine.succeed("printf '%s\\n' '[Service]' 'ExecStartPre=/bin/sleep 4' 'ExecStart=/bin/sleep infinity' "
+                    "> /run/systemd/system/td-slow.service && systemctl daemon-reload")
+    machine.succeed("systemctl start --no-block td-slow.service")
+    before = last_pid(machine)
+    machine.wait_for_unit("td-slow.service", timeout=120)
+    started = last_pid(machine) - before
+    assert machine.succeed("systemctl is-active td-slow.service").strip() == "active"
+    assert started <= 35, f"{started} processes started during the wait"
+    # Stopped, it is inactive with no job: the signal path says so at once.
+    machine.succeed("systemctl stop td-slow.service")
+    with pytest.raises(errors.RequestedAssertionFailed, match='"td-slow.service" is inactive and there are no pending jobs'):
+        machine.wait_for_unit("td-slow.service", timeout=60)
+    # A unit that fails while the wait sleeps.
+    machine.succeed("systemd-run --no-block --unit=td-fails-late --service-type=oneshot sh -c 'sleep 2; false'")
+    with pytest.raises(errors.RequestedAssertionFailed, match='"td-fails-late.service" reached state "failed"'):
+        machine.wait_for_unit("td-fails-late.service", timeout=60)
+
+
 def test_start_stop_wait_for_job(machine):
     machine.succeed(
         "printf '[Service]\\nExecStart=/usr/bin/python3 -m http.server 8000 --directory /tmp/www\\n' > /etc/systemd/system/web.service",

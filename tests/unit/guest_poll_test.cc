@@ -75,3 +75,14 @@ TEST_F(GuestCommandsTest, TheAbandonLineIsHarmlessWhenThePollHasEndedAlready) {
   EXPECT_EQ(run("echo again").output, "again\n");
 }
 
+
+// ---- guest_unit_wait_command (the systemd guest runs it for real: test_systemd.py) ----
+
+TEST_F(GuestCommandsTest, AUnitWaitWithoutARunningSystemdSaysItCannotWait) {
+  // This host runs no systemd (or has no systemctl): the driver polls instead.
+  Stopwatch watch;
+  auto result = run(td::guest_unit_wait_command("'sshd.service'", 30));
+  EXPECT_EQ(result.status, td::kUnitWaitUnusable);
+  EXPECT_LT(watch.seconds(), 10);
+  EXPECT_EQ(run("echo next").output, "next\n");
+}
