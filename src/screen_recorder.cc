@@ -8,14 +8,13 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <fstream>
-#include <iterator>
 
 #include "test_driver/errors.h"
 #include "test_driver/json.h"
@@ -153,9 +152,28 @@ class RecorderQmp {
   std::string buffer_;
 };
 
+// The whole file in `into` (empty when it cannot be read): read(2) in large
+// pieces, since a frame is most of a megabyte twice a second.
+void read_file(const std::filesystem::path& path, std::string& into) {
+  into.clear();
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) into.reserve(static_cast<size_t>(st.st_size));
+  char chunk[1 << 16];
+  for (;;) {
+    ssize_t n = ::read(fd, chunk, sizeof chunk);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    into.append(chunk, static_cast<size_t>(n));
+  }
+  ::close(fd);
+}
+
 std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string text;
+  read_file(path, text);
+  return text;
 }
 
 // The last lines of ffmpeg's log, for an error message.
@@ -210,9 +228,11 @@ std::vector<std::string> ScreenRecorder::ffmpeg_argv(const Options& options, con
           // PPM frames, each with its own header (and size), at the recorder's rate
           "-f", "image2pipe", "-framerate", fmt::format("{:g}", rate), "-c:v", "ppm", "-i", "pipe:0",
           "-vf", filter,
-          // VP9 at its cheapest: real time, one thread, constant quality, a
-          // key frame every 10 seconds
-          "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-threads", "1", "-b:v", "0", "-crf", "40",
+          // VP9 at its cheapest: real time, one thread, no look-ahead (each
+          // frame is encoded as it comes), constant quality, a key frame
+          // every 10 seconds
+          "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-threads", "1", "-lag-in-frames", "0", "-b:v", "0",
+          "-crf", "40",
           "-g", fmt::format("{}", std::max(1, static_cast<int>(std::lround(rate * 10)))), "-f", "webm", "-y",
           output.string()};
 }
@@ -384,6 +404,7 @@ void ScreenRecorder::run() {
   Clock::time_point base{};
   Clock::time_point next = Clock::now();
   bool told_error = false;
+  std::string ppm;  // the frame, its buffer kept from one to the next
   while (!broken_) {
     {
       std::unique_lock lock(mutex_);
@@ -405,7 +426,7 @@ void ScreenRecorder::run() {
       next = now + std::chrono::seconds(2);
       continue;
     }
-    std::string ppm = read_file(frame);
+    read_file(frame, ppm);
     std::filesystem::remove(frame, ec);
     if (!ppm_size(ppm)) {
       next = now + options_.interval.clock_duration();
