@@ -307,6 +307,9 @@ void Machine::connect() {
   if (connected_) return;
   auto nest = nested("waiting for the VM to finish booting");
   start();
+  // A boot restored from the boot cache: the same shell answers, already
+  // resynchronised; no greeting comes (waiting for one hung the first command).
+  if (connected_) return;
   auto tic = Clock::now();
   channels_->shell.wait_for_greeting(connect_timeout_, [&](Duration waited) {
     log(fmt::format("still waiting for the guest's backdoor shell on {} ({:.0f} seconds so far)", shell_path_.string(),

@@ -2,13 +2,18 @@
 machine's screen to OUTPUT/<machine>.webm, a complete file also when the
 script fails or the run is ended by SIGTERM. Real `mini` guests with the VGA
 text console (start-script --vga-console); the videos are read back with
-ffprobe and ffmpeg."""
+ffprobe and ffmpeg. The runs share one start script and one boot cache
+(--boot-cache): the first boots (and saves its boot), the others restore it,
+which saves CI a boot each; a run without --video restores what a run with
+it saved (the recorder's QMP monitor is not in the cache's key)."""
 import json
 import signal
 import subprocess
 import time
 
-from conftest import driver_exe, require_tools
+import pytest
+
+from conftest import driver_exe, require_tools, start_script
 
 # ScreenRecorder's defaults: 2 frames a second, fitted into 1024x768.
 WIDTH, HEIGHT, RATE = 1024, 768, 2
@@ -56,11 +61,20 @@ time.sleep(2)
 """
 
 
-def test_video_of_a_run(bed):
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    """(start script, boot cache) for every run of this module."""
+    top = tmp_path_factory.mktemp("video")
+    script = start_script("mini", "machine", top, extra_args=("--vga-console",))
+    return script, str(top / "boot-cache")
+
+
+def test_video_of_a_run(bed, shared):
     require_tools("ffmpeg")
-    script = bed.script("mini", "machine", extra_args=("--vga-console",))
+    script, cache = shared
     t0 = time.monotonic()
-    r = bed.run_driver(SCRIPT, args=["--video", "-o", str(bed.out), "--start-scripts", script, "--"])
+    r = bed.run_driver(SCRIPT, args=["--video", "--global-timeout", "180", "--boot-cache", cache, "-o", str(bed.out), "--start-scripts", script,
+                                     "--"])
     wall = time.monotonic() - t0
     assert r.returncode == 0, r.stderr
     info = check_video(bed.out / "machine.webm", at_least_seconds=2)
@@ -70,23 +84,31 @@ def test_video_of_a_run(bed):
     assert "video: recording the screen to" in r.stderr
     assert "frames (" in r.stderr and "seconds) written to" in r.stderr
     assert list(bed.out.iterdir()) == [bed.out / "machine.webm"]  # the frames stay in the state directory
+    # Without --video: no video, and the boot the video run saved serves it.
+    (bed.out / "machine.webm").unlink()
+    r = bed.run_driver("machine.succeed('true')\n", args=["--global-timeout", "180", "--boot-cache", cache, "-o", str(bed.out),
+                                                          "--start-scripts", script, "--"])
+    assert r.returncode == 0, r.stderr
+    assert "boot cache hit" in r.stderr, r.stderr
+    assert "video:" not in r.stderr
+    assert list(bed.out.iterdir()) == []
 
 
-def test_video_from_the_config_file_when_the_script_fails(bed):
+def test_video_from_the_config_file_when_the_script_fails(bed, shared):
     require_tools("ffmpeg")
-    script = bed.script("mini", "machine", extra_args=("--vga-console",))
+    script, cache = shared
     test = bed.root / "failing.py"
     test.write_text(SCRIPT + "machine.succeed('exit 3')\n")
     config = bed.root / "config.json"
     config.write_text(json.dumps({"vms": [script], "test_script": str(test), "video": True}))
-    r = subprocess.run([driver_exe(), "-c", str(config), "-o", str(bed.out)], env=bed.env(), cwd=bed.root,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
+    r = subprocess.run([driver_exe(), "-c", str(config), "--global-timeout", "180", "--boot-cache", cache, "-o", str(bed.out)], env=bed.env(),
+                       cwd=bed.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
     assert r.returncode == 1, r.stderr
     assert "command `exit 3` failed" in r.stderr
     check_video(bed.out / "machine.webm", at_least_seconds=2)
 
 
-def test_no_video_without_the_flag_and_a_clear_error_without_ffmpeg(bed):
+def test_a_clear_error_without_ffmpeg(bed):
     script = bed.script("mini", "machine")
     r = bed.run_driver("pass\n", args=["--video", "--start-scripts", script, "--"],
                        env=bed.env(PATH="/nonexistent"))
@@ -94,15 +116,16 @@ def test_no_video_without_the_flag_and_a_clear_error_without_ffmpeg(bed):
     assert "argument --video: ffmpeg is not found in $PATH (Debian package ffmpeg)" in r.stderr
 
 
-def test_video_is_complete_after_sigterm(bed):
+def test_video_is_complete_after_sigterm(bed, shared):
     require_tools("ffmpeg")
-    script = bed.script("mini", "machine", extra_args=("--vga-console",))
+    script, cache = shared
     marker = bed.root / "reached"
     test = bed.root / "test.py"
     test.write_text(SCRIPT.replace("time.sleep(2)", f"time.sleep(1)\nopen({str(marker)!r}, 'w').close()\n"
                                                     "time.sleep(120)"))
     stderr = open(bed.root / "stderr.txt", "w+")
-    proc = subprocess.Popen([driver_exe(), "--video", "--start-scripts", script, "-o", str(bed.out), "--", str(test)],
+    proc = subprocess.Popen([driver_exe(), "--video", "--global-timeout", "180", "--boot-cache", cache, "--start-scripts", script, "-o",
+                             str(bed.out), "--", str(test)],
                             env=bed.env(), cwd=bed.root, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         deadline = time.monotonic() + 180
