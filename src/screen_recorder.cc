@@ -76,7 +76,7 @@ class RecorderQmp {
     }
     ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_NONBLOCK);
     Json reply;
-    auto greeting = read_message(Clock::now() + kReplyTimeout, reply);  // {"QMP": ...}
+    auto greeting = read_message(deadline, reply);  // {"QMP": ...}
     if (greeting != Status::kReply) return "no QMP greeting";
     Status status = command("qmp_capabilities", Json(), reply);
     if (status != Status::kReply) return "no answer to qmp_capabilities";
@@ -393,11 +393,23 @@ bool ScreenRecorder::write_frame(const std::string& ppm, uint64_t copies) {
 }
 
 void ScreenRecorder::run() {
-  RecorderQmp qmp(stop_);
-  if (std::string why = qmp.open(socket_path()); !why.empty()) {
-    if (!stop_) log(fmt::format("no video of this QEMU: its recording monitor: {}", why));
-    return;
+  // Connecting may fail on a loaded host (QEMU slow to greet): tried again
+  // every second until detach().
+  std::unique_ptr<RecorderQmp> connection;
+  for (bool told = false; !connection;) {
+    auto qmp = std::make_unique<RecorderQmp>(stop_);
+    std::string why = qmp->open(socket_path());
+    if (why.empty()) {
+      connection = std::move(qmp);
+      break;
+    }
+    if (stop_) return;
+    if (!told) log(fmt::format("the recording monitor: {}; trying again", why));
+    told = true;
+    std::unique_lock lock(mutex_);
+    if (wake_.wait_for(lock, std::chrono::seconds(1), [&] { return stop_.load(); })) return;
   }
+  RecorderQmp& qmp = *connection;
   std::filesystem::path frame = options_.state_dir / "video-frame.ppm";
   Json arguments(Json::Object{{"filename", frame.string()}});
   bool first = true;

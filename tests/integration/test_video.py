@@ -42,13 +42,13 @@ def brightest_in_last_frame(path):
     return max(r.stdout)
 
 
-def check_video(path, at_least_seconds):
-    assert path.exists(), f"no video at {path}"
+def check_video(path, at_least_seconds, log=""):
+    assert path.exists(), f"no video at {path}: {log}"
     info = probe(path)
-    assert info["codec"] == "vp9" and "webm" in info["format"], info
-    assert (info["width"], info["height"]) == (WIDTH, HEIGHT), info
-    assert info["frames"] >= at_least_seconds * RATE, info
-    assert info["duration"] >= at_least_seconds, info
+    assert info["codec"] == "vp9" and "webm" in info["format"], (info, log)
+    assert (info["width"], info["height"]) == (WIDTH, HEIGHT), (info, log)
+    assert info["frames"] >= at_least_seconds * RATE, (info, log)
+    assert info["duration"] >= at_least_seconds, (info, log)
     return info
 
 
@@ -77,7 +77,7 @@ def test_video_of_a_run(bed, shared):
                                      "--"])
     wall = time.monotonic() - t0
     assert r.returncode == 0, r.stderr
-    info = check_video(bed.out / "machine.webm", at_least_seconds=2)
+    info = check_video(bed.out / "machine.webm", at_least_seconds=2, log=r.stderr)
     # At the wall clock's pace: not longer than the run (a frame every half second while QEMU ran).
     assert info["duration"] <= wall + 1, (info, wall)
     assert brightest_in_last_frame(bed.out / "machine.webm") > 100
@@ -105,7 +105,7 @@ def test_video_from_the_config_file_when_the_script_fails(bed, shared):
                        cwd=bed.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=300)
     assert r.returncode == 1, r.stderr
     assert "command `exit 3` failed" in r.stderr
-    check_video(bed.out / "machine.webm", at_least_seconds=2)
+    check_video(bed.out / "machine.webm", at_least_seconds=2, log=r.stderr)
 
 
 def test_a_clear_error_without_ffmpeg(bed):
@@ -142,4 +142,4 @@ def test_video_is_complete_after_sigterm(bed, shared):
     err = (bed.root / "stderr.txt").read_text()
     assert status == 130, err
     assert "seconds) written to" in err
-    check_video(bed.out / "machine.webm", at_least_seconds=1)
+    check_video(bed.out / "machine.webm", at_least_seconds=1, log=err)
