@@ -21,6 +21,7 @@
 #include "test_driver/interrupt.h"
 #include "test_driver/monitor_client.h"
 #include "test_driver/qmp_client.h"
+#include "test_driver/screen_recorder.h"
 #include "test_driver/serial_reader.h"
 #include "test_driver/shell_session.h"
 #include "test_driver/state_dir_lock.h"
@@ -120,6 +121,15 @@ Machine::Machine(Options options) : BaseMachine(setup_of(options)), options_(std
     options_.boot_cache = c;
   if (const char* a = std::getenv("TEST_DRIVER_NO_GUEST_ASLR"))
     turn_off_guest_aslr_ = std::string_view(a) != "" && std::string_view(a) != "0";
+  if (const char* v = std::getenv("TEST_DRIVER_VIDEO"); v && std::string_view(v) == "1") options_.video = true;
+  if (options_.video) {
+    ScreenRecorder::Options video;
+    video.machine = name();
+    video.out_dir = out_dir();
+    video.state_dir = state_dir();
+    recorder_ = std::make_unique<ScreenRecorder>(std::move(video));
+    check_socket_path(recorder_->socket_path());
+  }
 }
 
 void Machine::apply_guest_settings() {
@@ -207,6 +217,12 @@ void Machine::launch(const std::vector<std::string>& extra) {
                                             qmp_path_.string());
   add_vmgenid(spawn.argv, *options_.start_command);
   spawn.argv.insert(spawn.argv.end(), extra.begin(), extra.end());
+  if (recorder_) {
+    // A QMP monitor of the recorder's own: its screendumps never wait for the test's commands.
+    std::filesystem::remove(recorder_->socket_path());
+    auto args = ScreenRecorder::qemu_args(recorder_->socket_path());
+    spawn.argv.insert(spawn.argv.end(), args.begin(), args.end());
+  }
   spawn.env = StartCommand::build_environment(state_dir().string(), shared_dir().string());
   spawn.cwd = state_dir().string();
   spawn.stdin_pipe = true;  // QEMU's -serial stdio reads it: send_console
@@ -238,6 +254,7 @@ void Machine::launch(const std::vector<std::string>& extra) {
   qemu_pid_ = peer_pid(channels_->monitor.socket().native_handle()).value_or(*pid_);
   booted_ = true;
   log(fmt::format("QEMU running (pid {})", *pid_));
+  if (recorder_) recorder_->attach();
 }
 
 void Machine::accept_channels() {
@@ -290,6 +307,9 @@ void Machine::connect() {
   if (connected_) return;
   auto nest = nested("waiting for the VM to finish booting");
   start();
+  // A boot restored from the boot cache: the same shell answers, already
+  // resynchronised; no greeting comes (waiting for one hung the first command).
+  if (connected_) return;
   auto tic = Clock::now();
   channels_->shell.wait_for_greeting(connect_timeout_, [&](Duration waited) {
     log(fmt::format("still waiting for the guest's backdoor shell on {} ({:.0f} seconds so far)", shell_path_.string(),
@@ -423,6 +443,7 @@ void Machine::wait_for_shutdown(std::optional<Duration> timeout) {
 }
 
 void Machine::finish_shutdown() {
+  if (recorder_) recorder_->detach();
   if (booted_) rootlog().machine_event(name(), RunRecord::MachineEvent::stopped);
   if (serial_) {
     serial_->drain(std::chrono::seconds(2));
@@ -439,7 +460,12 @@ void Machine::finish_shutdown() {
 void Machine::release() {
   std::lock_guard lock(mutex_);
   release_qemu();
-  if (::getpid() == creator_) remove_snapshots();  // never a fork's doing
+  if (::getpid() != creator_) {
+    (void)recorder_.release();  // its thread and ffmpeg are the driver's
+    return;
+  }
+  remove_snapshots();  // never a fork's doing
+  if (recorder_) recorder_->finish();
 }
 
 void Machine::release_qemu() {
@@ -453,6 +479,7 @@ void Machine::release_qemu() {
     (void)process_.release();
     return;
   }
+  if (recorder_) recorder_->detach();  // its last frame before QEMU goes
   if (!process_->exited()) rootlog().info(fmt::format("kill machine (pid {})", process_->pid()));
   // Also after QEMU exited: kills what its start script left in its group.
   process_->terminate(std::chrono::seconds(5));

@@ -10,6 +10,7 @@
 #include "test_driver/errors.h"
 #include "test_driver/machine.h"
 #include "test_driver/qmp_client.h"
+#include "test_driver/screen_recorder.h"
 #include "test_driver/shell_session.h"
 #include "test_driver/shell_words.h"
 #include "test_driver/snapshot.h"
@@ -237,6 +238,12 @@ void Machine::start_through_boot_cache() {
   BootCache::Inputs inputs;
   inputs.start_words = options_.start_command->base_argv();
   inputs.qemu_argv = qemu_cmdline();
+  if (recorder_) {
+    // The video's monitor is not the machine's: one entry serves runs with and without --video.
+    auto video = ScreenRecorder::qemu_args(recorder_->socket_path());
+    auto at = std::search(inputs.qemu_argv.begin(), inputs.qemu_argv.end(), video.begin(), video.end());
+    if (at != inputs.qemu_argv.end()) inputs.qemu_argv.erase(at, at + static_cast<std::ptrdiff_t>(video.size()));
+  }
   std::error_code ec;
   inputs.qemu_binary = std::filesystem::read_symlink(fmt::format("/proc/{}/exe", qemu_pid_), ec);
   // The run's own directories, by role: another run's are others.

@@ -156,6 +156,8 @@ void NspawnMachine::start() {
   std::lock_guard lock(mutex_);
   if (booted_) return;
   log("starting container");
+  if (const char* v = std::getenv("TEST_DRIVER_VIDEO"); v && std::string_view(v) == "1")
+    log("video: not recorded, a container has no screen");
   if (::geteuid() != 0)
     throw Error(fmt::format("{}: systemd-nspawn containers need root, and the driver runs as uid {}", label(),
                             ::geteuid()));

@@ -158,6 +158,7 @@ std::unique_ptr<Process> Process::spawn(const Options& options) {
       if (!options.capture_stderr_apart) ::dup2(out_pipe[1], 2);
     }
     if (options.capture_stderr_apart) ::dup2(err_pipe[1], 2);
+    if (!options.capture_stdout && !options.capture_stderr_apart && options.stderr_fd >= 0) ::dup2(options.stderr_fd, 2);
     int step = 0;  // 0: chdir failed, 1: exec failed, 2: entering the namespaces failed
     if (!ns_paths.empty()) {
       int fds[6];
@@ -342,6 +343,8 @@ std::string Process::describe_status() const {
   }
   return fmt::format("wait status {}", status_);
 }
+
+void Process::close_input() { close_fd(input_fd_); }
 
 bool Process::owned() const { return ::getpid() == owner_; }
 

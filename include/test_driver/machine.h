@@ -32,6 +32,7 @@
 namespace td {
 
 class QmpClient;
+class ScreenRecorder;
 class SerialReader;
 
 class Machine : public BaseMachine {
@@ -50,6 +51,9 @@ class Machine : public BaseMachine {
     // The boot cache's directory (see boot_cache.h); empty: none, unless
     // $TEST_DRIVER_BOOT_CACHE names one.
     std::filesystem::path boot_cache;
+    // Record the screen to out_dir/<name>.webm (screen_recorder.h); false:
+    // not unless $TEST_DRIVER_VIDEO is 1 (--video).
+    bool video = false;
   };
 
   // Creates the shared and state directories (mode 0700) and locks the
@@ -57,7 +61,7 @@ class Machine : public BaseMachine {
   // other driver's pid when one holds it); wipes an old state directory
   // unless keep_vm_state.
   explicit Machine(Options options);
-  // Kills QEMU if it still runs.
+  // Kills QEMU if it still runs; finishes the video.
   ~Machine() override;
 
   // --- lifecycle
@@ -76,7 +80,8 @@ class Machine : public BaseMachine {
   void wait_for_shutdown(std::optional<Duration> timeout = std::nullopt) override;
   // Kills QEMU (SIGTERM, then SIGKILL) and what it left in its process
   // group, closes its channels and deletes the snapshots saved in this run
-  // (unless keep_vm_state); the boot cache keeps its own.
+  // (unless keep_vm_state); the boot cache keeps its own. Finishes the
+  // video (--video): ffmpeg gets the end of its frames and is waited for.
   void release() override;
   bool booted() const override { return booted_; }
   bool connected() const override { return connected_; }
@@ -258,6 +263,7 @@ class Machine : public BaseMachine {
   std::string boot_cache_outcome_;
   std::unique_ptr<BootCache> boot_cache_;
   std::optional<BootCache::Key> pending_cache_key_;  // a missed boot, saved on connect
+  std::unique_ptr<ScreenRecorder> recorder_;  // with --video: from the first start until release()
 };
 
 }  // namespace td

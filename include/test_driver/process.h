@@ -28,6 +28,7 @@ class Process {
     bool capture_stdout = true;     // stdout and stderr to one pipe
     bool capture_stderr_apart = false;  // stderr to a pipe of its own
     int stdout_fd = -1;             // with capture_stdout false: stdout goes here
+    int stderr_fd = -1;             // with neither capture: stderr goes here (-1: the driver's)
     bool inherit_stdio = false;     // the driver's own stdin/stdout/stderr (for socat)
     std::vector<int> pass_fds;      // become fds 3, 4, ... in the child
     // Runs the program inside the namespaces (mount, UTS, IPC, network,
@@ -74,6 +75,8 @@ class Process {
   int error_fd() const { return error_fd_; }
   // The write end of the stdin pipe (-1 unless stdin_pipe).
   int input_fd() const { return input_fd_; }
+  // Closes the stdin pipe: the child reads the end of its input.
+  void close_input();
 
   // Reaps the child if it has exited; true when it has.
   bool poll();

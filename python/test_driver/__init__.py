@@ -114,7 +114,7 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
 
     `options` holds the flags by their long names (keep_vm_state,
     interactive, start_scripts, vlans, output_directory, global_timeout,
-    config, junit_xml, html_report, keep_going, log_level, boot_cache,
+    config, junit_xml, html_report, keep_going, log_level, boot_cache, video,
     debug_hook_attach, generate_driver_symbols, testscript), None for those not given: those
     come from the -c/--config file, else the environment ($startScripts,
     $vlans, $globalTimeout, $logLevel, $testScript), else the defaults.
@@ -241,6 +241,19 @@ def run_cli(options: dict[str, Any], run_repl: Callable[[dict[str, Any]], None])
         if not os.access(boot_cache, os.W_OK):
             return usage_error(f"argument --boot-cache ($TEST_DRIVER_BOOT_CACHE): {boot_cache} is not writeable")
         os.environ["TEST_DRIVER_BOOT_CACHE"] = boot_cache
+    # --video reaches the machines through the environment, as
+    # $TEST_DRIVER_VIDEO=1 does when neither the flag nor the file sets it.
+    video = options.get("video")
+    if video is None and from_config is not None:
+        video = from_config.video
+    if video is None:
+        video = os.environ.get("TEST_DRIVER_VIDEO") == "1"
+    if video:
+        if _start_script_problem("ffmpeg"):
+            return usage_error("argument --video: ffmpeg is not found in $PATH (Debian package ffmpeg)")
+        os.environ["TEST_DRIVER_VIDEO"] = "1"
+    else:
+        os.environ.pop("TEST_DRIVER_VIDEO", None)
     # Before any machine is made: a start script that cannot run, and a
     # TMPDIR that is not a writeable directory (the core never creates one).
     for script in start_scripts:

@@ -6,7 +6,7 @@ Relative paths in it are relative to the file's directory.
          or [{"name": "server", "start_script": "…"}, …],
      "containers": {}, "display_viewers": {}, "enable_ssh_backdoor": false,
      "vlans": [1, 2], "global_timeout": 3600, "test_script": "test.py",
-     "html_report": "report.html", "keep_going": true}
+     "html_report": "report.html", "keep_going": true, "video": true}
 
 Every key of upstream's file is known (none is required: what the file does
 not set comes from the command line, the environment or the defaults); an
@@ -14,9 +14,9 @@ unknown key is an error naming it. Containers are systemd-nspawn machines,
 their start scripts named run-<name>-nspawn. What this driver cannot do is
 an error too: containers' displays and the SSH backdoor (vhost-vsock).
 global_timeout is seconds, or an ISO 8601 duration ("PT1H30M") as pydantic
-reads upstream's timedelta. Two keys are this driver's own, as its flags:
+reads upstream's timedelta. Three keys are this driver's own, as its flags:
 html_report (--html-report; relative to the output directory, like the
-flag) and keep_going (--keep-going).
+flag), keep_going (--keep-going) and video (--video).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from test_driver._core import NixStartScript, NspawnMachine
 __all__ = ["Config", "ConfigError", "load_config"]
 
 KEYS = ("vms", "containers", "vlans", "global_timeout", "test_script", "display_viewers", "enable_ssh_backdoor",
-        "html_report", "keep_going")
+        "html_report", "keep_going", "video")
 
 
 class ConfigError(Exception):
@@ -45,6 +45,7 @@ class Config:
         self.test_script: str | None = None
         self.html_report: str | None = None
         self.keep_going: bool | None = None
+        self.video: bool | None = None
 
 
 def _is_number(value: object) -> bool:
@@ -210,6 +211,10 @@ def load_config(path: str) -> Config:
             if not isinstance(value, bool):
                 raise fail(f"'keep_going' must be a boolean, not {_json_type(value)}")
             config.keep_going = value
+        elif key == "video":
+            if not isinstance(value, bool):
+                raise fail(f"'video' must be a boolean, not {_json_type(value)}")
+            config.video = value
     if containers:
         config.start_scripts = [*(config.start_scripts or []), *containers]
     return config

@@ -88,6 +88,11 @@ int main(int argc, char** argv) {
                                         "a directory of snapshots taken right after each machine's backdoor "
                                         "connected: a machine whose boot is there is restored instead of booted, "
                                         "one that is not is booted and saved (default: $TEST_DRIVER_BOOT_CACHE)");
+  bool video = false;
+  auto* video_opt = app.add_flag("--video", video,
+                                 "record each QEMU machine's screen (2 frames a second) to "
+                                 "<output directory>/<machine>.webm with ffmpeg; written also when the run fails "
+                                 "or is interrupted (default: $TEST_DRIVER_VIDEO=1)");
   std::string debug_hook_attach;
   auto* debug_opt = app.add_option("--debug-hook-attach", debug_hook_attach,
                                    "Enable interactive debugging breakpoints for sandboxed runs: at debug.breakpoint() "
@@ -135,6 +140,7 @@ int main(int argc, char** argv) {
     options["keep_going"] = given(keep_going_opt, keep_going);
     options["log_level"] = given(level_opt, log_level);
     options["boot_cache"] = given(boot_cache_opt, boot_cache);
+    options["video"] = given(video_opt, video);
     options["debug_hook_attach"] = given(debug_opt, debug_hook_attach);
     options["generate_driver_symbols"] = generate_symbols;
     options["testscript"] = given(script_opt, testscript);

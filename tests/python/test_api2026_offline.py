@@ -61,7 +61,7 @@ def test_config_global_timeout_as_iso_8601(tmp_path, text, seconds):
 
 @pytest.mark.parametrize("data,message", [
     ({"vms": {}, "memory": 1, "cores": 2}, "unknown keys 'memory', 'cores' (known: vms, containers, vlans, "
-                                           "global_timeout, test_script, display_viewers, enable_ssh_backdoor, html_report, keep_going)"),
+                                           "global_timeout, test_script, display_viewers, enable_ssh_backdoor, html_report, keep_going, video)"),
     ({"containers": {"box": {"name": "box", "start_script": "/x/run-box-vm"}}},
      "'containers.box': the start script /x/run-box-vm of a container must be named run-<name>-nspawn"),
     ({"containers": {"box": {"start_script": "/x/run-other-nspawn"}}},
@@ -76,11 +76,18 @@ def test_config_global_timeout_as_iso_8601(tmp_path, text, seconds):
     ({"display_viewers": {"vnc": "viewer"}}, "'display_viewers.vnc' must be an object, not a string"),
     ({"global_timeout": "an hour"}, "'global_timeout' must be a number of seconds or an ISO 8601 duration"),
     ({"global_timeout": "PT"}, "'global_timeout' must be a number of seconds or an ISO 8601 duration"),
+    ({"video": "yes"}, "'video' must be a boolean, not a string"),
 ])
 def test_config_errors_name_the_key(tmp_path, data, message):
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, data))
     assert message in str(caught.value)
+
+
+def test_config_video_key(tmp_path):
+    assert load_config(write(tmp_path, {"video": True})).video is True
+    assert load_config(write(tmp_path, {"video": False})).video is False
+    assert load_config(write(tmp_path, {})).video is None
 
 
 def test_config_error_on_the_command_line(tmp_path):

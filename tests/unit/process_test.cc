@@ -103,3 +103,33 @@ TEST(Process, WaitHonoursDeadline) {
   EXPECT_TRUE(p->wait(std::nullopt));
   EXPECT_EQ(p->describe_status(), "signal 9 (SIGKILL)");
 }
+
+TEST(Process, CloseInputEndsTheChildsInput) {
+  td::Process::Options options;
+  options.argv = {"cat"};
+  options.stdin_pipe = true;
+  auto process = td::Process::spawn(options);
+  ASSERT_GE(process->input_fd(), 0);
+  EXPECT_FALSE(process->wait(td::Clock::now() + std::chrono::milliseconds(200)));  // cat waits for input
+  process->close_input();
+  EXPECT_EQ(process->input_fd(), -1);
+  ASSERT_TRUE(process->wait(td::Clock::now() + std::chrono::seconds(10)));
+  EXPECT_TRUE(WIFEXITED(process->status()) && WEXITSTATUS(process->status()) == 0);
+}
+
+TEST(Process, StderrFdTakesTheChildsErrors) {
+  char path[] = "/tmp/td-process-stderr-XXXXXX";
+  int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  td::Process::Options options;
+  options.argv = {"ls", "/nonexistent-td-process-test"};
+  options.capture_stdout = false;
+  options.stderr_fd = fd;
+  auto process = td::Process::spawn(options);
+  ASSERT_TRUE(process->wait(td::Clock::now() + std::chrono::seconds(10)));
+  ::close(fd);
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ::unlink(path);
+  EXPECT_NE(text.find("nonexistent-td-process-test"), std::string::npos) << text;
+}
