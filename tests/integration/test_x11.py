@@ -1,6 +1,7 @@
 """The X11 helpers, the keyboard and the screen against a real X server: the
 `x11` guest (tests/guests/build x11: the systemd guest plus Xorg on QEMU's
 standard VGA, matchbox, xterm), booted once for the module."""
+import os
 import re
 import struct
 import subprocess
@@ -19,11 +20,24 @@ def bed(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def machine(bed):
-    m = bed.machine("x11")
+    # The whole session is recorded (TEST_DRIVER_VIDEO=1, as --video): after
+    # the release, OUTPUT/machine.webm is the X screen's video.
+    os.environ["TEST_DRIVER_VIDEO"] = "1"
+    try:
+        m = bed.machine("x11")
+    finally:
+        del os.environ["TEST_DRIVER_VIDEO"]
+    started = time.monotonic()
     m.start()
     m.wait_for_x(timeout=300)
     yield m
+    seconds = time.monotonic() - started
     m.release()
+    video = bed.out / "machine.webm"
+    from test_video import check_video, brightest_in_last_frame
+    info = check_video(video, at_least_seconds=min(seconds / 2, 20))
+    assert info["duration"] <= seconds + 30, info
+    assert brightest_in_last_frame(video) > 200  # the xterms' white, not a black screen
 
 
 @pytest.fixture(scope="module")
