@@ -52,21 +52,6 @@ const std::vector<std::string> kBackdoorShell = {
 constexpr const char* kShellPath =
     "PATH=/run/wrappers/bin:/run/current-system/sw/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-// The program's path in $PATH, or "" when it is not there.
-std::string find_program(const std::string& name) {
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/sbin:/usr/bin:/sbin:/bin";
-  size_t start = 0;
-  while (start <= dirs.size()) {
-    size_t end = dirs.find(':', start);
-    if (end == std::string::npos) end = dirs.size();
-    std::filesystem::path candidate = std::filesystem::path(dirs.substr(start, end - start)) / name;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
-    start = end + 1;
-  }
-  return "";
-}
-
 BaseMachine::Setup setup_of(NspawnMachine::Options& options) {
   if (options.start_script.empty()) throw Error("a container needs a start script (run-NAME-nspawn)");
   if (options.name.empty()) options.name = NspawnMachine::name_from_script(options.start_script);
@@ -161,7 +146,7 @@ void NspawnMachine::start() {
   if (::geteuid() != 0)
     throw Error(fmt::format("{}: systemd-nspawn containers need root, and the driver runs as uid {}", label(),
                             ::geteuid()));
-  if (find_program("systemd-nspawn").empty())
+  if (Process::find_program("systemd-nspawn").empty())
     throw Error(fmt::format("{}: systemd-nspawn is not installed (Debian package systemd-container)", label()));
   make_private_dir(state_dir(), "container state directory");
   make_private_dir(root_dir(), "container root directory");

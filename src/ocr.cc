@@ -18,19 +18,7 @@ extern char** environ;
 namespace td {
 namespace {
 
-bool on_path(const std::string& tool) {
-  const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/bin:/bin";
-  size_t start = 0;
-  while (start <= dirs.size()) {
-    size_t colon = dirs.find(':', start);
-    if (colon == std::string::npos) colon = dirs.size();
-    std::filesystem::path candidate = std::filesystem::path(dirs.substr(start, colon - start)) / tool;
-    if (::access(candidate.c_str(), X_OK) == 0) return true;
-    start = colon + 1;
-  }
-  return false;
-}
+bool on_path(const std::string& tool) { return !Process::find_program(tool).empty(); }
 
 // ImageMagick 7 is `magick`, Debian's 6 only `convert`.
 std::vector<std::string> magick_command() {

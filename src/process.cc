@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <string_view>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -256,6 +259,19 @@ Process::~Process() {
 
 bool Process::Result::exited_normally() const { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
 int Process::Result::exit_code() const { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+
+std::string Process::find_program(const std::string& name) {
+  const char* path = std::getenv("PATH");
+  std::string_view dirs = path ? path : "/usr/sbin:/usr/bin:/sbin:/bin";
+  for (;;) {
+    size_t colon = dirs.find(':');
+    std::string_view dir = dirs.substr(0, colon);
+    std::filesystem::path candidate = std::filesystem::path(dir.empty() ? "." : std::string(dir)) / name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+    if (colon == std::string_view::npos) return "";
+    dirs.remove_prefix(colon + 1);
+  }
+}
 
 Process::Result Process::run(const Options& options, std::chrono::milliseconds timeout) {
   auto process = spawn(options);

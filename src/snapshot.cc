@@ -170,14 +170,7 @@ std::optional<std::vector<std::string>> read_cmdline(pid_t pid) {
   return out;
 }
 
-bool zstd_available() {
-  const char* path = std::getenv("PATH");
-  for (auto dir : split(path ? path : "/usr/bin:/bin", ':')) {
-    std::string candidate = std::string(dir.empty() ? "." : dir) + "/zstd";
-    if (::access(candidate.c_str(), X_OK) == 0) return true;
-  }
-  return false;
-}
+bool zstd_available() { return !Process::find_program("zstd").empty(); }
 
 SnapshotStats save_snapshot_file(QmpClient& qmp, const std::filesystem::path& file, SnapshotCompression compression,
                                  Deadline deadline) {

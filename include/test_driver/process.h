@@ -57,6 +57,10 @@ class Process {
   // is killed).
   static Result run(const Options& options, std::chrono::milliseconds timeout);
 
+  // The program's path as spawn's exec would find it in $PATH (an empty
+  // entry is the working directory), or "" when it is not there.
+  static std::string find_program(const std::string& name);
+
   // Starts the process. Throws td::Error naming the program and the reason
   // when it cannot be started (not found, not executable, bad cwd).
   static std::unique_ptr<Process> spawn(const Options& options);
