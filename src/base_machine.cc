@@ -71,24 +71,35 @@ std::pair<int, std::string> BaseMachine::run_command(const std::string& command,
   return {result.status, std::move(result.output)};
 }
 
-void BaseMachine::poll_in_guest(const std::string& condition, Clock::time_point start, Deadline deadline,
-                                Duration timeout) {
+std::pair<int, std::string> BaseMachine::run_guest_loop(const std::function<std::string(Duration)>& command_for,
+                                                        std::string_view what, Clock::time_point start,
+                                                        Deadline deadline, Duration timeout) {
   // The guest's loop ends at the deadline by its own clock; the driver waits
   // for it until the deadline plus kHostTimeoutMargin. A loop that ends
   // early by the driver's clock is sent again for what is left.
   for (;;) {
     Duration given = deadline.remaining();
     auto sent = Clock::now();
-    auto [status, out] = run_command(guest_poll_command(condition, given),
+    auto [status, out] = run_command(command_for(given),
                                      {.probe_until = host_deadline(deadline), .abandon_line = kGuestPollAbandonLine});
-    if (status == 0) return;
-    if (deadline.passed() && status == kGuestPollTimedOut) throw_timed_out(start, timeout);
+    if (status != kGuestPollTimedOut) return {status, std::move(out)};
+    if (deadline.passed()) throw_timed_out(start, timeout);
     // Less than half of its time: not the guest's clock, but a condition
     // that makes the loop exit (an error under `set -u`).
-    if (status != kGuestPollTimedOut || Duration(Clock::now() - sent).seconds() < given.seconds() / 2)
-      throw MachineError(fmt::format("{}: the guest's poll for `{}` ended early with status {}: {}", label(), condition,
-                                     status, out));
+    if (Duration(Clock::now() - sent).seconds() < given.seconds() / 2) throw_ended_early(what, status, out);
   }
+}
+
+void BaseMachine::throw_ended_early(std::string_view what, int status, const std::string& out) const {
+  throw MachineError(fmt::format("{}: the guest's {} ended early with status {}: {}", label(), what, status, out));
+}
+
+void BaseMachine::poll_in_guest(const std::string& condition, Clock::time_point start, Deadline deadline,
+                                Duration timeout) {
+  std::string what = fmt::format("poll for `{}`", condition);
+  auto [status, out] = run_guest_loop([&](Duration given) { return guest_poll_command(condition, given); }, what,
+                                      start, deadline, timeout);
+  if (status != 0) throw_ended_early(what, status, out);
 }
 
 std::string BaseMachine::succeed(const std::vector<std::string>& commands, std::optional<Duration> timeout) {

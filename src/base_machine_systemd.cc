@@ -97,26 +97,18 @@ void BaseMachine::wait_for_unit(const std::string& unit, const std::optional<std
   auto deadline = host_deadline(wait_deadline);
   // A system unit: one guest command that sleeps on systemd's signals. A
   // user's units (through su) and guests without busctl poll per try.
-  while (!user && unit_events_usable_) {
-    Duration given = wait_deadline.remaining();
-    auto sent = Clock::now();
-    auto [status, out] = run_command(guest_unit_wait_command(shell_quote(unit), given),
-                                     {.probe_until = deadline, .abandon_line = kGuestPollAbandonLine});
+  if (!user && unit_events_usable_) {
+    std::string what = fmt::format("wait for unit {}", unit);
+    auto [status, out] = run_guest_loop(
+        [&](Duration given) { return guest_unit_wait_command(shell_quote(unit), given); }, what, start,
+        wait_deadline, timeout);
     if (status == 0) return;
     if (status == kUnitWaitFailed)
       throw RequestedAssertionFailed(fmt::format("unit \"{}\" reached state \"failed\"", unit));
     if (status == kUnitWaitInactive)
       throw RequestedAssertionFailed(fmt::format("unit \"{}\" is inactive and there are no pending jobs", unit));
-    if (status == kUnitWaitUnusable) {
-      unit_events_usable_ = false;
-      break;
-    }
-    if (status == kGuestPollTimedOut && wait_deadline.passed()) throw_timed_out(start, timeout);
-    // The guest's clock ended it early: again for what is left, unless that
-    // was most of it (then it is no clock but a broken loop).
-    if (status != kGuestPollTimedOut || Duration(Clock::now() - sent).seconds() < given.seconds() / 2)
-      throw MachineError(fmt::format("{}: the guest's wait for unit {} ended early with status {}: {}", label(), unit,
-                                     status, out));
+    if (status != kUnitWaitUnusable) throw_ended_early(what, status, out);
+    unit_events_usable_ = false;
   }
   retry_until(
       [&](bool) {

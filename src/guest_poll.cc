@@ -6,13 +6,21 @@
 #include <cmath>
 
 namespace td {
+namespace {
+
+// A loop's time in the unit of its clock, ${EPOCHREALTIME} without the point.
+long long guest_microseconds(Duration within) {
+  return static_cast<long long>(std::llround(std::max(within.seconds(), 0.0) * 1e6));
+}
+
+}  // namespace
 
 std::string guest_poll_command(std::string_view condition, Duration within) {
   // EPOCHREALTIME (bash 5) in microseconds, the decimal point dropped. The
   // pause `p` starts at 10 ms; a condition may raise it (see the Unix socket
   // wait). `read` returning 0 or 1 is a line or the end of the input: the
   // driver stopped waiting; more than 128 is the pause's timeout.
-  auto micros = static_cast<long long>(std::llround(std::max(within.seconds(), 0.0) * 1e6));
+  auto micros = guest_microseconds(within);
   return fmt::format(
       "p=0.01; e=$(( ${{EPOCHREALTIME/[.,]/}} + {micros} )); "
       "until {condition}; do "
@@ -24,7 +32,7 @@ std::string guest_poll_command(std::string_view condition, Duration within) {
 }
 
 std::string guest_unit_wait_command(std::string_view quoted_unit, Duration within) {
-  auto micros = static_cast<long long>(std::llround(std::max(within.seconds(), 0.0) * 1e6));
+  auto micros = guest_microseconds(within);
   // c: the state by systemctl into r (0 active, 3 failed, 4 inactive with
   // no jobs, 9 neither; 5 when systemctl fails). q: stop the monitor, exit.
   // The unit's D-Bus path escapes every byte but [A-Za-z0-9] (and a leading

@@ -172,6 +172,14 @@ class BaseMachine : public ChannelOwner {
   // guest_poll.h) until `deadline`, made from `timeout` when the wait began
   // at `start`; throws retry()'s timeout error when it passes first.
   void poll_in_guest(const std::string& condition, Clock::time_point start, Deadline deadline, Duration timeout);
+  // Runs a guest-side loop (guest_poll.h) made by command_for(time left)
+  // until it ends other than by its own deadline, which it is sent again
+  // for; returns that status and output. Throws the wait's timeout error
+  // once the deadline passed, and names `what` when the loop ended early.
+  std::pair<int, std::string> run_guest_loop(const std::function<std::string(Duration)>& command_for,
+                                             std::string_view what, Clock::time_point start, Deadline deadline,
+                                             Duration timeout);
+  [[noreturn]] void throw_ended_early(std::string_view what, int status, const std::string& out) const;
   // When the driver stops waiting for what the guest bounds by `deadline`
   // (a command's timeout, a wait's probes): then, plus a margin.
   static Deadline host_deadline(Deadline guest_deadline);
