@@ -91,10 +91,13 @@ void SerialReader::run() {
 
 void SerialReader::read_more() {
   pipe_.async_read_some(asio::buffer(chunk_), [this](boost::system::error_code ec, size_t n) {
+    // Only the new bytes are searched: a line of megabytes arrives in many
+    // chunks, and searching it whole after each one was quadratic.
+    size_t search_from = partial_.size();
     partial_.append(chunk_.data(), n);
     std::vector<std::string> batch;
     size_t start = 0;
-    for (size_t nl; (nl = partial_.find('\n', start)) != std::string::npos; start = nl + 1)
+    for (size_t nl; (nl = partial_.find('\n', search_from)) != std::string::npos; start = search_from = nl + 1)
       batch.push_back(clean_line(std::string_view(partial_).substr(start, nl - start)));
     partial_.erase(0, start);
     emit(std::move(batch));

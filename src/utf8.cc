@@ -52,21 +52,33 @@ size_t invalid_sequence_length(std::string_view s, size_t i) {
   return n;
 }
 
-// Calls fn(code_point, bytes) for each character of valid UTF-8 `text`.
-template <typename Fn>
-void for_each_char(std::string_view text, Fn fn) {
+// `text` with only the characters for which keep(code_point) holds. Runs
+// of printable ASCII, which every caller keeps, are copied whole (serial
+// floods are mostly that); a byte that is not valid UTF-8 counts as a
+// character of its own value.
+template <typename Keep>
+std::string filter_chars(std::string_view text, Keep keep) {
+  std::string out;
+  out.reserve(text.size());
+  auto printable_ascii = [](char c) { return c >= 0x20 && c < 0x7F; };
   for (size_t i = 0; i < text.size();) {
+    size_t run = i;
+    while (run < text.size() && printable_ascii(text[run])) ++run;
+    out.append(text.substr(i, run - i));
+    i = run;
+    if (i == text.size()) break;
     size_t n = valid_sequence_length(text, i);
-    if (n == 0) n = 1;  // not valid UTF-8: treat the byte as a character
+    if (n == 0) n = 1;
     uint32_t cp = static_cast<uint8_t>(text[i]);
     if (n == 2) cp = ((cp & 0x1F) << 6) | (text[i + 1] & 0x3F);
     if (n == 3) cp = ((cp & 0x0F) << 12) | ((text[i + 1] & 0x3F) << 6) | (text[i + 2] & 0x3F);
     if (n == 4)
       cp = ((cp & 0x07) << 18) | ((text[i + 1] & 0x3F) << 12) | ((text[i + 2] & 0x3F) << 6) |
            (text[i + 3] & 0x3F);
-    fn(cp, text.substr(i, n));
+    if (keep(cp)) out.append(text.substr(i, n));
     i += n;
   }
+  return out;
 }
 
 }  // namespace
@@ -94,24 +106,14 @@ std::string to_valid_utf8(std::string_view bytes) {
 }
 
 std::string strip_xml_forbidden(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for_each_char(text, [&](uint32_t cp, std::string_view bytes) {
-    bool allowed = cp == 0x9 || cp == 0xA || cp == 0xD || (cp >= 0x20 && cp <= 0xD7FF) ||
-                   (cp >= 0xE000 && cp <= 0xFFFD) || (cp >= 0x10000 && cp <= 0x10FFFF);
-    if (allowed) out.append(bytes);
+  return filter_chars(text, [](uint32_t cp) {
+    return cp == 0x9 || cp == 0xA || cp == 0xD || (cp >= 0x20 && cp <= 0xD7FF) || (cp >= 0xE000 && cp <= 0xFFFD) ||
+           (cp >= 0x10000 && cp <= 0x10FFFF);
   });
-  return out;
 }
 
 std::string strip_control(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for_each_char(text, [&](uint32_t cp, std::string_view bytes) {
-    bool control = cp < 0x20 || (cp >= 0x7F && cp <= 0x9F);
-    if (!control) out.append(bytes);
-  });
-  return out;
+  return filter_chars(text, [](uint32_t cp) { return !(cp < 0x20 || (cp >= 0x7F && cp <= 0x9F)); });
 }
 
 }  // namespace td
