@@ -42,13 +42,25 @@ def brightest_in_last_frame(path):
     return max(r.stdout)
 
 
+def recorder_story(log, path):
+    """What a failed check prints in full: the driver's lines about the
+    recording and the boot cache, and ffmpeg's own log (beside the VM state)."""
+    lines = [l for l in log.splitlines() if any(w in l for w in ("record", "screendump", "ffmpeg", "video", "boot cache"))]
+    ffmpeg_logs = sorted(path.parent.parent.glob("**/video-ffmpeg.log"))
+    for f in ffmpeg_logs:
+        lines.append(f"{f}: {f.read_text(errors='replace')[-2000:]}")
+    return "\n".join(lines) or "(the log says nothing about the recording)"
+
+
 def check_video(path, at_least_seconds, log=""):
-    assert path.exists(), f"no video at {path}: {log}"
+    assert path.exists(), f"no video at {path}:\n{recorder_story(log, path)}"
     info = probe(path)
-    assert info["codec"] == "vp9" and "webm" in info["format"], (info, log)
-    assert (info["width"], info["height"]) == (WIDTH, HEIGHT), (info, log)
-    assert info["frames"] >= at_least_seconds * RATE, (info, log)
-    assert info["duration"] >= at_least_seconds, (info, log)
+    good = {"VP9 in WebM": info["codec"] == "vp9" and "webm" in info["format"],
+            f"{WIDTH}x{HEIGHT}": (info["width"], info["height"]) == (WIDTH, HEIGHT),
+            f"{at_least_seconds * RATE} frames at least": info["frames"] >= at_least_seconds * RATE,
+            f"{at_least_seconds} s at least": info["duration"] >= at_least_seconds}
+    failed = [what for what, ok in good.items() if not ok]
+    assert not failed, f"the video is not {', '.join(failed)}: {info}\n{recorder_story(log, path)}"
     return info
 
 
