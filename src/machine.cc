@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <boost/asio/local/stream_protocol.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -254,7 +255,10 @@ void Machine::launch(const std::vector<std::string>& extra) {
   qemu_pid_ = peer_pid(channels_->monitor.socket().native_handle()).value_or(*pid_);
   booted_ = true;
   log(fmt::format("QEMU running (pid {})", *pid_));
-  if (recorder_) recorder_->attach();
+  // A QEMU waiting for its state shows none of its guest's screen; the
+  // recorder attaches once restore_state() has loaded it.
+  bool incoming = std::find(extra.begin(), extra.end(), "-incoming") != extra.end();
+  if (recorder_ && !incoming) recorder_->attach();
 }
 
 void Machine::accept_channels() {

@@ -165,6 +165,7 @@ std::string Machine::restore_state(const SavedState& state) {
                        state.compressed ? SnapshotCompression::kZstd : SnapshotCompression::kNone,
                        Deadline::after(kMigrationTimeout));
     qmp.command("cont");
+    if (recorder_) recorder_->attach();  // launch() left it detached
     auto t1 = Clock::now();
     // The same backdoor shell answers on the new connection, without a greeting.
     session().resync(random_nonce(), Deadline::after(kGuestStepTimeout));

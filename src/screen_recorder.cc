@@ -265,7 +265,9 @@ std::optional<std::pair<int, int>> ScreenRecorder::ppm_size(std::string_view dat
   if (at >= data.size() || values[0] == 0 || values[1] == 0 || values[2] == 0 || values[2] > 65535)
     return std::nullopt;
   size_t pixels = static_cast<size_t>(values[0]) * static_cast<size_t>(values[1]) * (values[2] > 255 ? 6 : 3);
-  if (data.size() < at + 1 + pixels) return std::nullopt;  // one whitespace byte, then the pixels
+  // One whitespace byte, then the pixels, and nothing after them: ffmpeg's
+  // PPM stream parser would take any extra byte for the next frame's start.
+  if (data.size() != at + 1 + pixels) return std::nullopt;
   return std::make_pair(static_cast<int>(values[0]), static_cast<int>(values[1]));
 }
 

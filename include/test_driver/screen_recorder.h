@@ -9,10 +9,12 @@
 // (bounded), so the file is complete however the run ends (a failure, Ctrl-C,
 // SIGTERM, the global timeout).
 //
-// One recorder lives as long as its Machine: attach() when a QEMU has
-// started (each boot, each restored snapshot), detach() when it stops; all
-// of those go into one video, until finish(). A recorder attached again
-// after finish() starts the next file, OUTPUT/<machine>-2.webm.
+// One recorder lives as long as its Machine: attach() when a QEMU runs its
+// guest (each boot; a restored snapshot or boot-cache entry once it is
+// loaded, since a QEMU waiting for its state has no screen of its own),
+// detach() when it stops; all of those go into one video, until finish().
+// A recorder attached again after finish() starts the next file,
+// OUTPUT/<machine>-2.webm.
 #pragma once
 
 #include <sys/types.h>
@@ -78,7 +80,7 @@ class ScreenRecorder {
   // scaled to fit width x height and padded to it, VP9 into `output`.
   static std::vector<std::string> ffmpeg_argv(const Options& options, const std::filesystem::path& output);
   // Width and height from a binary PPM's header (P6), or nullopt when
-  // `data` does not start with a complete one.
+  // `data` is not exactly one complete frame.
   static std::optional<std::pair<int, int>> ppm_size(std::string_view data);
   // How many times a frame taken at `now` is written, when the video began
   // at `start` and `written` frames are in it: every tick up to `now` that

@@ -155,3 +155,17 @@ def test_video_is_complete_after_sigterm(bed, shared):
     assert status == 130, err
     assert "seconds) written to" in err
     check_video(bed.out / "machine.webm", at_least_seconds=1, log=err)
+
+
+def test_video_goes_on_through_a_restored_snapshot(bed, shared):
+    """The QEMU that restores a snapshot is recorded once its state is loaded,
+    into the same video: the frames cover the time before and after."""
+    require_tools("ffmpeg")
+    script, cache = shared
+    test = SCRIPT + 'machine.save_snapshot("a")\nmachine.restore_snapshot("a")\ntime.sleep(2)\n'
+    r = bed.run_driver(test, args=["--video", "--global-timeout", "180", "--boot-cache", cache, "-o", str(bed.out),
+                                   "--start-scripts", script, "--"])
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("video: recording the screen to") == 1, r.stderr  # one video, one ffmpeg
+    check_video(bed.out / "machine.webm", at_least_seconds=4, log=r.stderr)
+    assert brightest_in_last_frame(bed.out / "machine.webm") > 100

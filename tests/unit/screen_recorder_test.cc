@@ -38,6 +38,7 @@ TEST(ScreenRecorder, PpmSizeRejectsWhatIsNotAWholeFrame) {
   cut.pop_back();  // QEMU still writing it
   EXPECT_FALSE(ScreenRecorder::ppm_size(cut));
   EXPECT_FALSE(ScreenRecorder::ppm_size(ppm(0, 4)));
+  EXPECT_FALSE(ScreenRecorder::ppm_size(ppm(4, 4) + "P6"));  // more than one frame: not sent as one
   EXPECT_FALSE(ScreenRecorder::ppm_size("P6\n99999999 2\n255\n"));
 }
 
