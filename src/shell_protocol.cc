@@ -9,11 +9,26 @@
 
 namespace td {
 
+namespace {
+
+// Reads the command's output from stdin and writes its frame: the first byte
+// as two hex digits (bash's read, no process), then base64 of the rest.
+constexpr std::string_view kFrameReaderName = "__td_frame";
+constexpr std::string_view kFrameReader =
+    "__td_frame() { local LC_ALL=C c; IFS= read -r -d '' -n 1 c && { printf %02x \"'$c\"; base64 --wrap 0; }; };";
+
+}  // namespace
+
 std::string shell_command_line(std::string_view wrapped, bool check_output, bool check_return) {
+  // lastpipe: the frame's reader, the pipeline's last part, runs in the
+  // backdoor shell itself (it has no job control, being non-interactive), so
+  // a command forks one subshell, not two (measured in mini under TCG: 7.9
+  // -> 5.2 ms a command). The command's subshell turns lastpipe off again:
+  // its own pipelines run as in any bash. The reader is a function, so that
+  // LC_ALL=C and its variable stay local to it.
   return fmt::format(
-      "( set -euo pipefail; {} ) {}| "
-      "{{ LC_ALL=C; IFS= read -r -d '' -n 1 c && {{ printf %02x \"'$c\"; base64 --wrap 0; }}; }}; echo{}\n",
-      wrapped, check_output ? "" : ">/dev/null 2>&1 ", check_return ? " \" ${PIPESTATUS[0]}\"" : "");
+      "{} shopt -s lastpipe; ( shopt -u lastpipe; set -euo pipefail; {} ) {}| {}; echo{}\n", kFrameReader, wrapped,
+      check_output ? "" : ">/dev/null 2>&1 ", kFrameReaderName, check_return ? " \" ${PIPESTATUS[0]}\"" : "");
 }
 
 std::string guest_timeout_command(std::string_view command, Duration timeout) {

@@ -229,6 +229,19 @@ TEST_F(ShellSessionTest, EachCommandRunsInASubshellWithStrictOptions) {
   EXPECT_EQ(run("false | true").status, 1);
 }
 
+TEST_F(ShellSessionTest, TheFrameReaderInTheShellLeavesCommandsAsInAnyBash) {
+  // The reader runs in the backdoor shell itself (lastpipe), so the shell's
+  // own state must not leak into the commands: their pipelines run each part
+  // in a subshell, and the reader's locale and variable stay its own.
+  start_bash_and_connect();
+  EXPECT_EQ(run("echo piped | read v; echo \"[${v-}]\"").output, "[]\n");
+  EXPECT_EQ(run("shopt -q lastpipe && echo on || echo off").output, "off\n");
+  std::string before = run("echo \"${LC_ALL-unset} ${c-unset}\"").output;
+  EXPECT_EQ(run("printf 'x\\xc3\\xa9'").output, "x\xc3\xa9");
+  EXPECT_EQ(run("echo \"${LC_ALL-unset} ${c-unset}\"").output, before);
+  EXPECT_EQ(before, "unset unset\n");
+}
+
 TEST_F(ShellSessionTest, CommandsWithoutOutputOrWithoutStatus) {
   start_bash_and_connect();
   auto result = session.run(command_for("echo hidden; exit 2", in_seconds(10), "", /*check_output=*/false));
