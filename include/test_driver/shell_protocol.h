@@ -32,7 +32,8 @@ std::string shell_command_line(std::string_view wrapped, bool check_output, bool
 // where /dev/ptmx cannot be opened), and when the time is up sends SIGTERM
 // (then SIGCONT) to the command's process group, like `timeout`; then the
 // status is 124.
-// A command that ends first kills the watchdog (a builtin), so no program is
+// A command that ends first kills the watchdog's process group (a builtin) and
+// reaps it, leaving no orphan to the guest's init, so no program is
 // started unless the deadline passes.
 std::string guest_timeout_command(std::string_view command, Duration timeout);
 

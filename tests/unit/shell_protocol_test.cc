@@ -4,8 +4,17 @@
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "test_driver/base64.h"
 
@@ -129,6 +138,67 @@ TEST_F(GuestCommandsTest, ACommandThatEndsInTimeKeepsItsStatusAndOutputAndLeaves
   // The watchdog was killed, the command's subshell is gone.
   EXPECT_EQ(shell_processes_settle_to(shell), shell);
   EXPECT_EQ(run("echo next").output, "next\n");
+}
+
+namespace {
+
+// The processes whose parent is this one, but for `except`, as "pid (comm) state; ".
+std::pair<std::vector<int>, std::string> children_of_ours(int except) {
+  std::vector<int> pids;
+  std::string described;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+    std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    int ppid = 0;
+    char state = 0;
+    std::istringstream(stat.substr(close + 1)) >> state >> ppid;
+    int pid = std::stoi(name);
+    if (ppid != ::getpid() || pid == except) continue;
+    pids.push_back(pid);
+    described += stat.substr(0, close + 3) + "; ";
+  }
+  return {pids, described};
+}
+
+}  // namespace
+
+TEST_F(GuestCommandsTest, TheWatchdogIsReapedByTheCommandsSubshellNotLeftToInit) {
+  // An orphan goes to the guest's init, and busybox init sleeps a second
+  // after reaping one before it sees a poweroff. With this process as the
+  // subreaper, an orphan of the shell's would show up as a child of ours.
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(run_with_timeout("true", 30).status, 0);
+  auto [strays, described] = children_of_ours(bash->pid());
+  ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+  for (int pid : strays) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+  EXPECT_TRUE(strays.empty()) << "left to the reaper: " << described;
+}
+
+TEST_F(GuestCommandsTest, TheWatchdogsSleepDiesWithIt) {
+  // Without /dev/ptmx the watchdog pauses with `sleep`: the command's end
+  // kills the watchdog's process group, so that sleep does not live on.
+  std::string command = td::guest_timeout_command("exit 7", td::Duration(31.5));
+  command.replace(command.find("/dev/ptmx"), 9, "/nonexistent/ptmx");
+  EXPECT_EQ(run_wrapped(command, 60).status, 7);
+  std::string sleep_cmdline = std::string("sleep\0", 6) + std::string("31.5\0", 5);
+  bool alive = true;
+  for (int i = 0; i < 100 && alive; ++i) {
+    alive = false;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+      std::ifstream in(entry.path() / "cmdline");
+      std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (cmdline == sleep_cmdline) alive = true;
+    }
+    if (alive) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_FALSE(alive) << "the watchdog's `sleep 31.5` outlived the command";
 }
 
 TEST_F(GuestCommandsTest, ACommandPastItsTimeoutIsKilledWithItsChildrenAndExits124) {
