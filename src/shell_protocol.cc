@@ -41,7 +41,10 @@ std::string guest_timeout_command(std::string_view command, Duration timeout) {
   // SIGTERM, as coreutils' timeout: a stopped command gets the signal too.
   // The watchdog's process group is killed (its `sleep`, if it has one, too)
   // and reaped here: an orphan would be the guest's init's to reap, and
-  // busybox init then sleeps a second before it sees a poweroff.
+  // busybox init then sleeps a second before it sees a poweroff. SIGKILL:
+  // a SIGTERM that reaches the watchdog while it is still being forked can
+  // meet bash's own handler, which lets `read -t` run to its end, and the
+  // command would then wait for the whole timeout.
   std::string n = timeout.to_string();
   return fmt::format(
       "exec 3>&2 2>/dev/null; set +e -m; f=0; trap f=1 USR1; s=$BASHPID; "
@@ -49,7 +52,7 @@ std::string guest_timeout_command(std::string_view command, Duration timeout) {
       "{{ r=0; read -r -t {n} _ <>/dev/ptmx || r=$?; (( r > 128 )) || sleep {n}; kill -USR1 $s; kill -TERM -- -$c; kill -CONT -- -$c; }} "
       ">/dev/null 3>&- & w=$!; "
       "while :; do st=0; wait $c || st=$?; kill -0 $c || break; done; "
-      "kill -- -$w; wait $w; (( f )) && st=124; exit $st",
+      "kill -KILL -- -$w $w; wait $w; (( f )) && st=124; exit $st",
       fmt::arg("command", bash_ansi_c_quote(command)), fmt::arg("n", n));
 }
 
