@@ -82,16 +82,20 @@ class GuestCommandsTest : public ::testing::Test {
     }
     return found;
   }
-  // The shell's processes become `expected` within 5 s (a killed watchdog
-  // takes a moment to go).
-  static std::set<int> shell_processes_settle_to(const std::set<int>& expected) {
+  // The processes named `prefix` become `expected` within 5 s (a killed
+  // process takes a moment to go).
+  static std::set<int> processes_settle_to(const std::string& prefix, const std::set<int>& expected) {
     std::set<int> now;
     for (int i = 0; i < 100; ++i) {
-      now = processes_named(marker());
+      now = processes_named(prefix);
       if (now == expected) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     return now;
+  }
+  // The shell's processes become `expected` within 5 s.
+  static std::set<int> shell_processes_settle_to(const std::set<int>& expected) {
+    return processes_settle_to(marker(), expected);
   }
 
   td_test::InterruptReset interrupts_;

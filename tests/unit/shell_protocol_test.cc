@@ -13,7 +13,6 @@
 #include <iterator>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "test_driver/base64.h"
@@ -188,17 +187,7 @@ TEST_F(GuestCommandsTest, TheWatchdogsSleepDiesWithIt) {
   command.replace(command.find("/dev/ptmx"), 9, "/nonexistent/ptmx");
   EXPECT_EQ(run_wrapped(command, 60).status, 7);
   std::string sleep_cmdline = std::string("sleep\0", 6) + std::string("31.5\0", 5);
-  bool alive = true;
-  for (int i = 0; i < 100 && alive; ++i) {
-    alive = false;
-    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-      std::ifstream in(entry.path() / "cmdline");
-      std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      if (cmdline == sleep_cmdline) alive = true;
-    }
-    if (alive) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_FALSE(alive) << "the watchdog's `sleep 31.5` outlived the command";
+  EXPECT_TRUE(processes_settle_to(sleep_cmdline, {}).empty()) << "the watchdog's `sleep 31.5` outlived the command";
 }
 
 TEST_F(GuestCommandsTest, ACommandPastItsTimeoutIsKilledWithItsChildrenAndExits124) {
